@@ -1,0 +1,8 @@
+"""Every operation of minicnn, importable as ``import minicnn.functional as F``.
+
+One family per file, each a set of ``Function`` subclasses (forward and backward side by side)
+plus the lower-case functions users call: ``F.conv2d``, ``F.max_pool2d``, ``F.relu`` …
+"""
+from .math import (abs, add, argmax, astype, broadcast_to, cat, clip, concat, concatenate, div, exp,
+                   flatten, getitem, log, matmul, max, mean, min, mul, neg, pad, pow, reshape, sqrt,
+                   stack, sub, sum, sum_to, transpose, var)

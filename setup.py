@@ -1,0 +1,47 @@
+"""minicnn: a from-scratch NumPy/CuPy framework for learning the classic convolutional networks."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def version():
+    for line in (HERE / "minicnn" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            return line.split("=")[1].strip().strip("\"'")
+    raise RuntimeError("minicnn/__init__.py has no __version__")
+
+
+setup(
+    name="minicnn",
+    version=version(),
+    description="Learn the classic CNNs (AlexNet, VGG, ResNet, Inception-v3, SENet) by reading, running "
+    "and gradient-checking every piece: autograd and im2col convolution in NumPy/CuPy.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["minicnn", "minicnn.*"]),
+    package_data={"minicnn.data": ["*.npz"]},
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.24",
+        "matplotlib>=3.6",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        # CuPy ships one wheel per CUDA major version: cupy-cuda12x for CUDA 12.x, cupy-cuda13x for
+        # CUDA 13.x (cupy-cuda11x for CUDA 11.2+). The `gpu` extra picks CUDA 12; on a CUDA 13 machine
+        # run `pip install cupy-cuda13x` instead. See README.md, "GPU".
+        "gpu": ["cupy-cuda12x>=13"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["minicnn=minicnn.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Intended Audience :: Education",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
