@@ -10,6 +10,8 @@ Reductions take ``axis``/``keepdims`` (NumPy's names) and also accept PyTorch's 
 """
 from __future__ import annotations
 
+# This module defines sum, max, min, abs and pow (PyTorch's names); Python's builtins of the same
+# names are not used below.
 import numpy as np
 
 from .. import backend
@@ -573,7 +575,8 @@ def transpose(x, *axes):
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge axes start_dim..end_dim into one, like ``torch.flatten``."""
     shape = x.shape
-    start, end = start_dim % max(len(shape), 1), end_dim % max(len(shape), 1)
+    ndim = len(shape) or 1
+    start, end = start_dim % ndim, end_dim % ndim
     merged = int(np.prod(shape[start:end + 1]))
     return reshape(x, shape[:start] + (merged,) + shape[end + 1:])
 

@@ -1,0 +1,8 @@
+"""Layers and containers, ``from minicnn import nn`` (PyTorch's names): ``nn.Module``, ``nn.Conv2d`` …
+
+Layers are thin wrappers over ``minicnn.functional``: they own the parameters and buffers and call
+the function in ``forward``.
+"""
+from . import init
+from .layers import Flatten, Identity, Linear, ModuleDict, ModuleList, Sequential
+from .module import IncompatibleKeys, Module, Parameter
