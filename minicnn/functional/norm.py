@@ -1,0 +1,253 @@
+"""Normalisation layers: batch normalisation and local response normalisation (LRN).
+
+Notation (used in every shape below):
+    N        batch size
+    C        channels (features, for a 2-D input)
+    H, W     height and width; ``*`` stands for any number of trailing spatial axes
+    m        values per channel that batch norm averages over: m = N·H·W (m = N for (N, C))
+    x̂        the normalised input, γ (weight) and β (bias) the per-channel scale and shift
+    gy, gx   upstream gradient and input gradient; gγ, gβ the parameter gradients
+
+Batch normalisation (Ioffe & Szegedy 2015), per channel c:
+
+    μ = mean(x),  σ² = mean((x − μ)²)  (biased),  x̂ = (x − μ) / √(σ² + eps),  y = γ·x̂ + β
+
+Local response normalisation (Krizhevsky et al. 2012, §3.3), across channels at every pixel:
+
+    b_c = a_c / (k + α' Σ_{c' ∈ window(c)} a_{c'}²)^β
+
+Both keep the input dtype: float32 stays float32.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, Tensor
+
+__all__ = ["batch_norm", "local_response_norm", "BatchNorm", "LocalResponseNorm"]
+
+
+def _raw(a):
+    return a.data if isinstance(a, Tensor) else a
+
+
+def _channel_shape(x):
+    """(1, C, 1, 1 …): a per-channel vector reshaped to broadcast against x."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+# ---------------------------------------------------------------- batch norm -------------------
+
+class BatchNorm(Function):
+    """Batch normalisation over (N, C, *) with per-channel statistics.
+
+    forward(x, gamma, beta)   x (N, C, *), gamma and beta (C,)  ->  y (N, C, *)
+
+    Batch statistics (``use_batch_stats``, i.e. training or no running statistics):
+        x̂ = (x − μ_B) / σ,  σ = √(σ²_B + eps), and the running statistics (if given) are updated
+        in place: running = (1 − momentum)·running + momentum·stat, with the UNBIASED variance
+        σ²_B · m / (m − 1) going into running_var.
+        gx = (γ/σ)/m · (m·gy − Σgy − x̂·Σ(gy·x̂))        (μ_B and σ_B depend on x)
+    Running statistics (evaluation):
+        x̂ = (x − running_mean) / √(running_var + eps);   gx = gy·γ/√(running_var + eps)
+    Both:  gγ = Σ gy·x̂,  gβ = Σ gy   (sums over N and the spatial axes).
+    """
+
+    def __init__(self, running_mean, running_var, use_batch_stats, momentum, eps):
+        self.running_mean, self.running_var = running_mean, running_var
+        self.use_batch_stats, self.momentum, self.eps = use_batch_stats, momentum, eps
+
+    def forward(self, x, gamma, beta):
+        xp = backend.get_array_module(x)
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = _channel_shape(x)
+        if self.use_batch_stats:
+            mean = x.mean(axis=axes)
+            centered = x - mean.reshape(shape)
+            var = (centered * centered).mean(axis=axes)
+            if self.running_mean is not None:
+                m = x.size // x.shape[1]
+                self.running_mean[...] = (1 - self.momentum) * self.running_mean + self.momentum * mean
+                self.running_var[...] = ((1 - self.momentum) * self.running_var
+                                         + self.momentum * var * (m / (m - 1)))
+        else:
+            centered = x - self.running_mean.reshape(shape).astype(x.dtype, copy=False)
+            var = self.running_var.astype(x.dtype, copy=False)
+        self.inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
+        self.x_hat = centered * self.inv_std.reshape(shape)
+        self.gamma, self.axes = gamma, axes
+        y = gamma.reshape(shape) * self.x_hat + beta.reshape(shape)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        shape, axes, x_hat = _channel_shape(gy), self.axes, self.x_hat
+        g_beta = gy.sum(axis=axes)
+        g_gamma = (gy * x_hat).sum(axis=axes)
+        gx = None
+        if self.needs_input_grad[0]:
+            scale = (self.gamma * self.inv_std).reshape(shape)
+            if self.use_batch_stats:
+                m = gy.size // gy.shape[1]
+                gx = scale / m * (m * gy - g_beta.reshape(shape) - x_hat * g_gamma.reshape(shape))
+            else:
+                gx = gy * scale
+            gx = gx.astype(gy.dtype, copy=False)
+        g_gamma = g_gamma.astype(self.gamma.dtype, copy=False) if self.needs_input_grad[1] else None
+        g_beta = g_beta.astype(self.gamma.dtype, copy=False) if self.needs_input_grad[2] else None
+        return gx, g_gamma, g_beta
+
+
+def _check_vector(name, value, channels, x_shape):
+    if value is not None and tuple(value.shape) != (channels,):
+        raise ValueError(f"batch_norm: {name} must have shape ({channels},) to match the {channels} "
+                         f"channels of the input of shape {tuple(x_shape)}, got shape {tuple(value.shape)}")
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-5):
+    """Batch normalisation with PyTorch's semantics (``torch.nn.functional.batch_norm``).
+
+    Inputs:
+        x             (N, C) or (N, C, H, W) — any (N, C, *) works; statistics are per channel C
+        running_mean  (C,) array or None; updated IN PLACE when batch statistics are used
+        running_var   (C,) array or None; updated in place with the unbiased batch variance
+        weight, bias  γ and β, (C,) each, or None (then γ = 1, β = 0)
+        training      True: normalise with the batch mean and biased batch variance and update the
+                      running statistics; False: normalise with the running statistics.
+                      Without running statistics (both None) batch statistics are always used.
+        momentum      running = (1 − momentum)·running + momentum·batch_stat. PyTorch's momentum 0.1
+                      is TensorFlow's / Keras' ``decay`` (or "momentum") 0.9: decay = 1 − momentum.
+        eps           added to the variance: 1e-5 is PyTorch's default; Inception-v3 uses 1e-3.
+    Returns:
+        y, the same shape and dtype as x.
+
+    Gradients (see ``BatchNorm``): with batch statistics
+    gx = (γ/σ)/m · (m·gy − Σgy − x̂·Σ(gy·x̂)), otherwise gx = gy·γ/√(running_var + eps);
+    gγ = Σ gy·x̂, gβ = Σ gy.
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input of shape (N, C) or (N, C, H, W), "
+                         f"got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise ValueError(f"batch_norm: expected a floating-point input, got dtype {x.dtype}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var must both be arrays or both be None, "
+                         f"got {type(running_mean).__name__} and {type(running_var).__name__}")
+    running_mean, running_var = _raw(running_mean), _raw(running_var)
+    if running_mean is not None and not (hasattr(running_mean, "shape") and hasattr(running_var, "shape")):
+        raise ValueError("batch_norm: running_mean and running_var must be arrays (they are updated in "
+                         f"place), got {type(running_mean).__name__} and {type(running_var).__name__}")
+    channels = x.shape[1]
+    for name, value in (("running_mean", running_mean), ("running_var", running_var),
+                        ("weight", weight), ("bias", bias)):
+        _check_vector(name, value, channels, x.shape)
+    if not isinstance(momentum, numbers.Real):
+        raise ValueError(f"batch_norm: momentum must be a number, got {momentum!r} "
+                         f"(nn.BatchNorm handles momentum=None, the cumulative average)")
+    backend.check_same_backend("batch_norm", x, running_mean, running_var, weight, bias)
+    use_batch_stats = training or running_mean is None
+    if use_batch_stats and x.size // channels <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got input shape {x.shape}")
+    xp = backend.get_array_module(x)
+    weight = Tensor(xp.ones(channels, x.dtype)) if weight is None else weight
+    bias = Tensor(xp.zeros(channels, x.dtype)) if bias is None else bias
+    # float(): a NumPy float64 scalar would promote float32 arrays to float64 (NEP 50); Python floats don't.
+    return BatchNorm(running_mean, running_var, use_batch_stats, float(momentum), float(eps))(x, weight, bias)
+
+
+# ---------------------------------------------------------------- local response norm ----------
+
+def _window_sum(v, before, after):
+    """out[:, c] = Σ_{c' = c − before}^{c + after} v[:, c'], channels outside 0..C−1 counting as 0.
+
+    A loop over the before + after + 1 channel offsets (never over pixels): each step adds one
+    shifted view of the zero-padded array. No cumulative sum, so float32 loses no precision to
+    the difference of two large prefix sums.
+    """
+    xp = backend.get_array_module(v)
+    channels = v.shape[1]
+    widths = [(0, 0)] * v.ndim
+    widths[1] = (before, after)
+    padded = xp.pad(v, widths)
+    out = padded[:, :channels].copy()
+    for offset in range(1, before + after + 1):
+        out += padded[:, offset:offset + channels]
+    return out
+
+
+class LocalResponseNorm(Function):
+    """Local response normalisation across channels: x (N, C, *) -> y (N, C, *).
+
+    With the window of ``size`` channels around c, W(c) = {c − size//2, …, c + (size−1)//2}
+    (PyTorch's padding; symmetric for odd sizes) and α' the alpha inside the sum:
+
+        s_c = k + α' Σ_{c' ∈ W(c)} a_{c'}²,        b_c = a_c · s_c^(−β)
+
+    Backward. ∂b_c/∂a_j = δ_cj · s_c^(−β) − β·a_c·s_c^(−β−1) · 2α'·a_j · [j ∈ W(c)], so
+
+        gx_j = gy_j · s_j^(−β) − 2α'β · a_j · Σ_{c : j ∈ W(c)} gy_c · a_c · s_c^(−β−1)
+
+    and {c : j ∈ W(c)} = {j − (size−1)//2, …, j + size//2} is the window mirrored: the same
+    window for odd sizes, shifted by one channel for even sizes.
+    """
+
+    def __init__(self, size, alpha_in_sum, beta, k):
+        self.before, self.after = size // 2, (size - 1) // 2
+        self.alpha, self.beta, self.k = alpha_in_sum, beta, k
+
+    def forward(self, a):
+        self.a = a
+        self.s = self.k + self.alpha * _window_sum(a * a, self.before, self.after)
+        self.s_pow = self.s ** -self.beta
+        return a * self.s_pow
+
+    def backward(self, gy):
+        a, s, s_pow = self.a, self.s, self.s_pow
+        inner = _window_sum(gy * a * s_pow / s, self.after, self.before)    # the mirrored window
+        return gy * s_pow - (2 * self.alpha * self.beta) * a * inner
+
+
+_LRN_CONVENTIONS = ("pytorch", "paper")
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0, convention="pytorch"):
+    """Local response normalisation across channels (AlexNet §3.3; ``torch.nn.functional.local_response_norm``).
+
+    Inputs:
+        x           (N, C, *) with at least one trailing axis, e.g. (N, C, H, W)
+        size        n, the number of neighbouring channels summed over: the window of channel c is
+                    c − size//2 … c + (size−1)//2 (PyTorch's padding; centred for odd sizes)
+        alpha, beta, k   see below
+        convention  where alpha goes:
+                    "pytorch" (default; also Caffe): b_c = a_c / (k + (α/n) Σ a_{c'}²)^β — alpha is
+                              divided by the window size, exactly like torch.nn.LocalResponseNorm;
+                    "paper"   (AlexNet; also Paddle):  b_c = a_c / (k + α Σ a_{c'}²)^β.
+                    Pitfall: the paper's α = 1e-4 with n = 5 is α = 5e-4 in the "pytorch"
+                    convention, and PyTorch's α = 1e-4 means 2e-5 in the paper's formula. The paper
+                    uses k = 2, n = 5, α = 1e-4, β = 0.75: ``local_response_norm(x, 5, 1e-4, 0.75,
+                    2.0, convention="paper")`` reproduces it. (PyTorch's default k is 1.0.)
+                    For an even size the paper's formula (c − n/2 … c + n/2) would span n + 1
+                    channels; both conventions here use the n-channel window above.
+    Returns:
+        y, the same shape and dtype as x.
+
+    Gradient (see ``LocalResponseNorm``), with s = k + α' Σ_window a²:
+    gx = gy·s^(−β) − 2α'β·a·Σ_mirrored window(gy·a·s^(−β−1)).
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.ndim < 3:
+        raise ValueError(f"local_response_norm: expected an input of shape (N, C, *) with 3 or more "
+                         f"dimensions, e.g. (N, C, H, W), got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise ValueError(f"local_response_norm: expected a floating-point input, got dtype {x.dtype}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
+    if convention not in _LRN_CONVENTIONS:
+        raise ValueError(f"local_response_norm: convention must be 'pytorch' or 'paper', got {convention!r}")
+    alpha_in_sum = float(alpha) / size if convention == "pytorch" else float(alpha)
+    return LocalResponseNorm(int(size), alpha_in_sum, float(beta), float(k))(x)
