@@ -10,13 +10,14 @@ or CuPy.
 import importlib
 
 from .autograd import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from .random import manual_seed
 from .backend import (default_dtype, get_array_module, get_default_dtype, gpu_available,
                       set_default_dtype)
 
 __version__ = "0.1.0"
 
 _SUBMODULES = ("functional", "nn", "optim", "data", "models", "training", "gradcheck", "viz",
-               "backend", "autograd", "serialization", "cli", "cuda")
+               "backend", "autograd", "serialization", "cli", "cuda", "random")
 
 
 def __getattr__(name):
