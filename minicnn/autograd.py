@@ -331,7 +331,9 @@ def _topological_order(root):
 
 def _accumulate_leaf(x, g):
     if x.grad is None:
-        x.grad = Tensor(g.copy() if g is x.data else g)
+        # Always copy: g may be the caller's gradient array, a read-only broadcast view (Sum), or
+        # the same array another input receives (Add); .grad must be the leaf's own, writable array.
+        x.grad = Tensor(g.copy())
     else:
         x.grad = Tensor(x.grad.data + g)
 
@@ -342,6 +344,8 @@ def run_backward(root, gy, retain_graph=False):
         _accumulate_leaf(root, gy)
         return
     order = _topological_order(root.creator)
+    if root._retains_grad:
+        _accumulate_leaf(root, gy)
     grads = {(id(root.creator), root._output_index): gy}   # (function, output index) -> gradient
     xp = backend.get_array_module(gy)
     for f in reversed(order):
