@@ -167,11 +167,8 @@ class MatMul(Function):
         # Treat 1-D operands as matrices (a row, b a column) so one formula covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        gy2 = gy
-        if a.ndim == 1:
-            gy2 = gy2[..., None, :]
-        if b.ndim == 1:
-            gy2 = gy2[..., None]
+        # gy with the axes a 1-D operand dropped put back: the shape of a2 @ b2.
+        gy2 = gy.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
         ga = gb = None
         if self.needs_input_grad[0]:
             ga = sum_to(gy2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
@@ -230,7 +227,7 @@ class Clip(Function):
         return backend.get_array_module(x).clip(x, self.lo, self.hi)
 
     def backward(self, gy):
-        inside = np.ones((), bool) if self.lo is None else (self.x >= self.lo)
+        inside = True if self.lo is None else (self.x >= self.lo)    # a Python bool works with CuPy too
         if self.hi is not None:
             inside = inside & (self.x <= self.hi)
         return gy * inside
@@ -567,8 +564,10 @@ def transpose(x, *axes):
     """Permute axes (reverse them when none are given), like ``np.transpose`` / ``Tensor.permute``."""
     axes = _shape_arg(axes) or None
     x = x if isinstance(x, Tensor) else Tensor(x)
-    if axes is not None and sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+    if axes is not None:
+        if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+        axes = tuple(a % x.ndim for a in axes)      # backward inverts with argsort: needs axes ≥ 0
     return Transpose(axes)(x)
 
 
