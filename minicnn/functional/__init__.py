@@ -6,3 +6,5 @@ plus the lower-case functions users call: ``F.conv2d``, ``F.max_pool2d``, ``F.re
 from .math import (abs, add, argmax, astype, broadcast_to, cat, clip, concat, concatenate, div, exp,
                    flatten, getitem, log, matmul, max, mean, min, mul, neg, pad, pow, reshape, sqrt,
                    stack, sub, sum, sum_to, transpose, var)
+from .linear import linear
+from .norm import batch_norm, local_response_norm

@@ -6,3 +6,4 @@ the function in ``forward``.
 from . import init
 from .layers import Flatten, Identity, Linear, ModuleDict, ModuleList, Sequential
 from .module import IncompatibleKeys, Module, Parameter
+from .norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
