@@ -94,7 +94,8 @@ def _add_array(array, where, keys, arrays):
                         f"which minicnn checkpoints never use")
     base = "/".join(str(k) for k in keys) or "obj"
     name, n = f"{base}.npy", 1
-    while name in arrays or name == HEADER_ENTRY:   # only when keys themselves contain "/"
+    # np.load names an entry without its ".npy"; keep those names unique (keys may contain "/").
+    while name in arrays or name == f"{HEADER_ENTRY}.npy":
         name, n = f"{base}~{n}.npy", n + 1
     arrays[name] = array
     return name
