@@ -37,9 +37,12 @@ def sum_to(g, shape):
 
 
 def _weak(value, like):
-    """A scalar/array operand as an array on ``like``'s device; scalars take ``like``'s dtype."""
+    """A scalar/array operand as a Tensor; scalars take ``like``'s dtype and device."""
     xp = backend.get_array_module(like.data)
-    array = xp.asarray(value)
+    # An array stays on its device, so that a NumPy array meeting a CuPy tensor is reported as a
+    # mixed-device error rather than silently copied to the GPU.
+    is_array = isinstance(value, np.ndarray) or backend.device_of(value) == "cuda"
+    array = value if is_array else xp.asarray(value)
     if array.ndim == 0 and like.dtype.kind == "f" and array.dtype.kind in "biuf":
         array = array.astype(like.dtype)
     return Tensor(array)
@@ -404,6 +407,7 @@ def argmax(x, axis=None, **kwargs):
 def compare(op, a, b):
     """Elementwise comparison (``lt le gt ge eq ne``): a boolean tensor with no gradient."""
     a, b = _operands(op, a, b)
+    backend.check_same_backend(op, a, b)
     return Tensor(getattr(a.data, f"__{op}__")(b.data))
 
 
@@ -562,7 +566,8 @@ def reshape(x, *shape):
 
 def transpose(x, *axes):
     """Permute axes (reverse them when none are given), like ``np.transpose`` / ``Tensor.permute``."""
-    axes = _shape_arg(axes) or None
+    axes = _shape_arg(axes)
+    axes = None if axes in ((), (None,)) else axes      # transpose(x) and np.transpose(x, None) reverse
     x = x if isinstance(x, Tensor) else Tensor(x)
     if axes is not None:
         if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
