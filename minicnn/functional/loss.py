@@ -220,10 +220,11 @@ def nll_loss(input, target, reduction="mean"):
 # ---------------------------------------------------------------- KL divergence ----------------
 
 class KLDiv(Function):
-    """Pointwise l = q · (log q − input) (0 where q = 0), input = log-probabilities; reduced.
+    """Pointwise l = q · (log q − input), input = log-probabilities, q = target (0 · log 0 = 0); reduced.
 
-    With log_target (target holds log q): l = e^t · (t − input).
-    Backward: g(input) = −q · gy;  g(target) = (log q + 1 − input) · gy, or e^t (t − input + 1) · gy.
+    With log_target (the target holds t = log q): l = e^t · (t − input).
+    Backward: g(input) = −q · gy;  g(target) = (log q + 1 − input) · gy (−∞ where q = 0), or
+    e^t · (t − input + 1) · gy with log_target.
     """
     def __init__(self, reduction, log_target):
         self.reduction, self.log_target = reduction, log_target
@@ -233,27 +234,26 @@ class KLDiv(Function):
         if self.log_target:
             q, log_q = xp.exp(t), t
         else:
-            q = t
-            log_q = xp.where(t > 0, xp.log(xp.where(t > 0, t, 1)), -xp.inf)
+            q, log_q = t, xp.log(xp.where(t > 0, t, 1))      # log q, with 0 in place of log 0
         self.x, self.q, self.log_q = x, q, log_q
-        pointwise = xp.where(q > 0, q * (log_q - x), 0)
+        pointwise = q * (log_q - x)
         if self.reduction == "none":
             return pointwise
-        total = pointwise.sum()
-        if self.reduction == "mean":
-            total = total / pointwise.size
-        elif self.reduction == "batchmean":
-            total = total / x.shape[0]
-        return xp.asarray(total)
+        return xp.asarray(pointwise.sum() / self._divisor())
+
+    def _divisor(self):
+        return {"none": 1, "sum": 1, "mean": self.x.size, "batchmean": self.x.shape[0]}[self.reduction]
 
     def backward(self, gy):
-        divisor = {"none": 1, "sum": 1, "mean": self.x.size, "batchmean": self.x.shape[0]}[self.reduction]
-        g = gy / divisor
+        xp = backend.get_array_module(gy)
+        g = gy / self._divisor()
         gx = -self.q * g if self.needs_input_grad[0] else None
         gt = None
         if self.needs_input_grad[1]:
-            gt = (self.log_q + 1 - self.x) * g
-            gt = gt * self.q if self.log_target else gt
+            if self.log_target:
+                gt = self.q * (self.log_q + 1 - self.x) * g
+            else:
+                gt = xp.where(self.q > 0, (self.log_q + 1 - self.x) * g, -xp.inf)
         return gx, gt
 
 
