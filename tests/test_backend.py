@@ -1,0 +1,142 @@
+"""The array backend: which module an array lives in, devices, the default dtype, mixed-device errors,
+and a fast ``import minicnn`` that pulls in neither matplotlib nor CuPy."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import Tensor, backend, nn
+from minicnn.backend import BackendMismatchError
+from minicnn.functional import math as M
+from minicnn.functional.linear import linear
+
+needs_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
+needs_no_gpu = pytest.mark.skipif(backend.gpu_available(), reason="checks the error raised without a GPU")
+
+
+@pytest.mark.parametrize("value", [np.zeros(3), Tensor(np.zeros(3)), 1.5, 3, np.float64(2.0), np.int32(1),
+                                   None, [1.0, 2.0]],
+                         ids=["ndarray", "Tensor", "float", "int", "np.float64", "np.int32", "None", "list"])
+def test_get_array_module_gives_numpy_for_cpu_values(value):
+    assert backend.get_array_module(value) is np
+    assert backend.device_of(value) == "cpu"
+
+
+def test_get_array_module_follows_the_array_of_any_argument(xp):
+    assert backend.get_array_module(1.0, xp.zeros(2), None) is xp
+    assert backend.get_array_module(Tensor(xp.zeros(2))) is xp
+    assert Tensor(xp.zeros(2)).device == ("cpu" if xp is np else "cuda")
+
+
+def test_default_dtype_is_float32():
+    assert backend.get_default_dtype() == np.float32
+    assert minicnn.get_default_dtype() == np.float32
+
+
+def test_backend_mismatch_error_is_a_type_error():
+    assert issubclass(BackendMismatchError, TypeError)
+
+
+def test_numpy_only_operands_pass_the_device_check():
+    backend.check_same_backend("add", np.zeros(2), Tensor(np.ones(2)), 3.0, None)
+
+
+def test_to_device_cpu_returns_numpy_and_unknown_devices_are_named():
+    a = np.arange(3.0)
+    assert backend.to_device(a, "cpu") is a
+    np.testing.assert_array_equal(backend.as_numpy(a), a)
+    with pytest.raises(ValueError, match="'tpu'"):
+        backend.to_device(a, "tpu")
+
+
+@needs_no_gpu
+def test_moving_to_cuda_without_a_gpu_says_what_is_missing():
+    with pytest.raises(RuntimeError, match="cuda"):
+        Tensor([1.0]).to("cuda")
+    with pytest.raises(RuntimeError, match="cuda"):
+        nn.Linear(2, 3).to("cuda")
+
+
+def test_tensor_to_its_own_device_is_a_no_op():
+    t = Tensor([1.0, 2.0], requires_grad=True)
+    assert t.to("cpu") is t
+    assert t.cpu() is t
+
+
+def test_tensor_to_a_dtype_is_differentiable():
+    t = Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    d = t.to(np.float64)
+    assert d.dtype == np.float64 and t.double().dtype == np.float64
+    (d * d).sum().backward()
+    assert t.grad.dtype == np.float32
+    np.testing.assert_array_equal(t.grad.data, [2.0, 4.0])
+
+
+def test_import_minicnn_is_fast_and_loads_neither_matplotlib_nor_cupy():
+    code = ("import sys, time, json; t = time.perf_counter(); import minicnn; "
+            "print(json.dumps([time.perf_counter() - t, 'matplotlib' in sys.modules, 'cupy' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    seconds, has_matplotlib, has_cupy = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seconds < 1.0, f"import minicnn took {seconds:.2f} s"
+    assert not has_matplotlib
+    assert not has_cupy
+
+
+# ---------------------------------------------------------------- GPU only ---------------------
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("make", [
+    lambda a, b: a + b,
+    lambda a, b: a * b,
+    lambda a, b: a @ b,
+    lambda a, b: linear(a, b),
+    lambda a, b: M.cat([a, b]),
+    lambda a, b: a.data + b,             # a NumPy array meeting a CuPy tensor
+    lambda a, b: a < b,
+], ids=["add", "mul", "matmul", "linear", "cat", "ndarray+tensor", "compare"])
+def test_mixing_numpy_and_cupy_raises_naming_the_operation(make):
+    cp = backend.cupy()
+    a = Tensor(np.ones((2, 2)), requires_grad=True)
+    b = Tensor(cp.ones((2, 2)), requires_grad=True)
+    with pytest.raises(BackendMismatchError, match=r"(?i)(add|mul|matmul|linear|concat|lt)\b.*cpu.*cuda"):
+        make(a, b)
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_tensor_round_trip_to_cuda_and_back_keeps_values_and_gradient():
+    cp = backend.cupy()
+    t = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    g = t.to("cuda")
+    assert isinstance(g.data, cp.ndarray) and g.device == "cuda"
+    back = (g * 2.0).cpu()
+    assert isinstance(back.data, np.ndarray)
+    np.testing.assert_array_equal(back.data, [2.0, 4.0, 6.0])
+    back.sum().backward()
+    assert isinstance(t.grad.data, np.ndarray)
+    np.testing.assert_array_equal(t.grad.data, [2.0, 2.0, 2.0])
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_module_round_trip_to_cuda_keeps_the_parameter_objects_and_values():
+    cp = backend.cupy()
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    model.register_buffer("counter", np.arange(3))
+    params = list(model.parameters())
+    before = {k: np.array(v) for k, v in model.state_dict().items()}
+    model.to("cuda")
+    assert [id(p) for p in model.parameters()] == [id(p) for p in params]
+    assert all(isinstance(p.data, cp.ndarray) for p in model.parameters())
+    assert isinstance(model.counter, cp.ndarray)
+    y = model(Tensor(cp.ones((5, 3))))
+    y.sum().backward()
+    assert all(isinstance(p.grad.data, cp.ndarray) for p in model.parameters())
+    model.cpu()
+    assert all(isinstance(p.grad.data, np.ndarray) for p in model.parameters())
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
