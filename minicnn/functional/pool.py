@@ -68,8 +68,9 @@ def pool_output_size(size, kernel_size, stride, padding=0, dilation=1, ceil_mode
 
 
 def _pair(op, name, value):
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+    pair = (value, value) if isinstance(value, (int, np.integer)) else value
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(v, (int, np.integer)) for v in pair)):
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     return int(pair[0]), int(pair[1])
 
@@ -143,7 +144,8 @@ class MaxPooling2d(Function):
     forward(x)   x (N, C, H, W) -> y (N, C, OH, OW)
         y[n, c, oh, ow] = max over taps (kh, kw) of x_pad[n, c, oh·SH + kh·DH, ow·SW + kw·DW],
         x_pad = x padded with −inf, so padding never wins against a real pixel. Ties go to the first
-        maximum in row-major order and a NaN wins (both as PyTorch).
+        maximum in row-major order and a NaN wins (both as PyTorch). A dilated window whose taps all
+        land in the padding (e.g. rows −1 and 1 of a 1-row input) gives −inf, as PyTorch, and no gradient.
     backward(gy) -> gx (N, C, H, W)
         gx[n, c, h, w] = Σ gy[n, c, oh, ow] over the windows whose maximum is x[n, c, h, w]
         (overlapping windows that share a maximum add up).
