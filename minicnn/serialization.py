@@ -63,7 +63,9 @@ def _encode(value, where, keys, arrays):
     where  the key path in Python syntax for error messages, e.g. ``obj['state'][0]``
     keys   the same path as a tuple, used to name the array's zip entry
     """
-    # bool before int: bool is a subclass of int, and both are stored as themselves in JSON.
+    # NumPy scalars first: np.float64 is a subclass of float, and would come back as a plain float.
+    if isinstance(value, np.generic):
+        return {"scalar": _add_array(np.asarray(value), where, keys, arrays)}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, dict):
@@ -79,8 +81,6 @@ def _encode(value, where, keys, arrays):
         return {kind: [_encode(item, f"{where}[{i}]", keys + (i,), arrays) for i, item in enumerate(value)]}
     if isinstance(value, Tensor):
         return {"tensor": _add_array(value.data, where, keys, arrays), "requires_grad": value.requires_grad}
-    if isinstance(value, np.generic):
-        return {"scalar": _add_array(np.asarray(value), where, keys, arrays)}
     if isinstance(value, np.ndarray) or backend.device_of(value) == "cuda":
         return {"array": _add_array(value, where, keys, arrays)}
     raise TypeError(f"save: unsupported value of type {type(value).__module__}.{type(value).__qualname__} "

@@ -59,7 +59,7 @@ def checkpoint():
         "tensors": [minicnn.Tensor(np.arange(3.0), requires_grad=True), minicnn.Tensor(np.arange(4, dtype=np.int32))],
         "epoch": 12, "best_top1": 0.9125, "big": 2**80, "negative": -3, "name": "resnet18 — α", "note": None,
         "flags": (True, False), "inf": float("inf"), "nan": float("nan"), "empty_dict": {}, "empty_list": [],
-        "numpy_scalars": [np.float32(0.5), np.int64(-2), np.bool_(True)],
+        "numpy_scalars": [np.float32(0.5), np.float64(0.25), np.int64(-2), np.bool_(True)],
         0: "an int key", "0": "a str key",
     }
 

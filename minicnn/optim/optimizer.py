@@ -18,6 +18,8 @@ model: training then continues exactly where it stopped.
 """
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
 from .. import backend
@@ -45,11 +47,13 @@ class Optimizer:
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
-        self.state = {}                 # Tensor -> dict; Tensors hash by identity
+        self.state = defaultdict(dict)  # Tensor -> dict, as in PyTorch; Tensors hash by identity
         self.param_groups = []
         if isinstance(params, (Tensor, dict)):
             raise TypeError(f"{self._name}: params should be an iterable of Tensors or of dicts (parameter "
                             f"groups), got a single {type(params).__name__}; wrap it in a list")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(self._unordered_message)
         groups = list(params)
         if not groups:
             raise ValueError(f"{self._name}: got an empty parameter list")
@@ -61,6 +65,11 @@ class Optimizer:
     @property
     def _name(self):
         return type(self).__name__
+
+    @property
+    def _unordered_message(self):
+        return (f"{self._name}: parameters must be given in an ordered collection, got a set; its order "
+                f"changes between runs, and state dicts refer to parameters by position")
 
     def add_param_group(self, param_group):
         """Add a group ``{"params": [...], option: value ...}``; missing options come from ``defaults``.
@@ -77,8 +86,7 @@ class Optimizer:
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, (set, frozenset)):
-            raise TypeError(f"{self._name}: parameters must be given in an ordered collection, got a set; "
-                            f"its order changes between runs, and state dicts refer to parameters by position")
+            raise TypeError(self._unordered_message)
         params = list(params)
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
@@ -134,7 +142,7 @@ class Optimizer:
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    state = self.state.setdefault(p, {})
+                    state = self.state[p]
                     backend.check_same_backend(f"{self._name}.step", p.data, p.grad.data,
                                                *(v for v in state.values() if hasattr(v, "shape")))
                     self.update(p.data, p.grad.data, state, group)
@@ -201,7 +209,7 @@ class Optimizer:
         groups = [dict(saved, params=group["params"]) for saved, group in zip(saved_groups, self.param_groups)]
         for group in groups:
             self.check_options(group)
-        self.state, self.param_groups = state, groups
+        self.state, self.param_groups = defaultdict(dict, state), groups
 
     def __repr__(self):
         lines = [f"{self._name} ("]
