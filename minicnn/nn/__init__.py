@@ -7,3 +7,4 @@ from . import init
 from .layers import Flatten, Identity, Linear, ModuleDict, ModuleList, Sequential
 from .module import IncompatibleKeys, Module, Parameter
 from .norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
+from .pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
