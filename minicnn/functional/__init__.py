@@ -10,3 +10,7 @@ from .linear import linear
 from .norm import batch_norm, local_response_norm
 from .pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d,
                    pool_output_size)
+from .activation import log_softmax, relu, relu6, sigmoid, softmax, tanh
+from .conv import conv2d
+from .dropout import dropout
+from .loss import cross_entropy, distillation_loss, kl_div, mse_loss, nll_loss

@@ -8,3 +8,8 @@ from .layers import Flatten, Identity, Linear, ModuleDict, ModuleList, Sequentia
 from .module import IncompatibleKeys, Module, Parameter
 from .norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from .activation import LogSoftmax, ReLU, ReLU6, Sigmoid, Softmax, Tanh
+from .conv import Conv2d
+from .dropout import Dropout
+from .loss import CrossEntropyLoss, DistillationLoss, KLDivLoss, MSELoss, NLLLoss
+from .se import SqueezeExcitation
