@@ -256,7 +256,7 @@ def test_cross_entropy_rejects_a_target_of_the_wrong_length():
 
 @pytest.mark.parametrize("bad", [3, -1, 100])
 def test_cross_entropy_rejects_class_indices_out_of_range(bad):
-    with pytest.raises(ValueError, match=rf"cross_entropy: class indices must be in \[0, 3\) .*got values in"):
+    with pytest.raises(ValueError, match=r"cross_entropy: class indices must be in \[0, 3\) .*got values in"):
         cross_entropy(np.zeros((4, 3)), np.array([0, 1, bad, 2]))
 
 
