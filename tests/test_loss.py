@@ -30,6 +30,11 @@ def leaf(xp, array):
     return Tensor(xp.asarray(np.asarray(array, np.float64)), requires_grad=True)
 
 
+def re_shape(shape):
+    """A shape as a regular expression matching its repr, e.g. (2, 3) → \\(2, 3\\)."""
+    return str(tuple(shape)).replace("(", r"\(").replace(")", r"\)")
+
+
 def random_distribution(rng, shape):
     p = rng.uniform(0.05, 1.0, size=shape)
     return p / p.sum(axis=-1, keepdims=True)
@@ -242,10 +247,6 @@ def test_k_minus_1_smoothing_equals_pytorch_smoothing_with_eps_times_k_over_k_mi
 def test_cross_entropy_rejects_logits_that_are_not_2d(shape):
     with pytest.raises(ValueError, match=rf"cross_entropy: expected input of shape \(N, K\) .*got shape {re_shape(shape)}"):
         cross_entropy(np.zeros(shape), np.zeros(shape[0], np.int64))
-
-
-def re_shape(shape):
-    return str(tuple(shape)).replace("(", r"\(").replace(")", r"\)")
 
 
 def test_cross_entropy_rejects_a_target_of_the_wrong_length():
