@@ -377,16 +377,18 @@ def resnet152(num_classes=1000, in_channels=3, small_input=False, shortcut="B", 
                   zero_init_residual, width)
 
 
-def cifar_resnet(depth, num_classes=10, in_channels=3, shortcut="A", width=16, zero_init_residual=False):
+def cifar_resnet(depth, num_classes=10, in_channels=3, shortcut="A", width=16, zero_init_residual=False,
+                 se=None, name=None):
     """The paper's CIFAR-10 ResNet with 6n + 2 layers: 3×3 stem (width), n basic blocks on each of
-    width·(1, 2, 4) channels, global average pool, fc. ``shortcut=None`` gives the plain net."""
+    width·(1, 2, 4) channels, global average pool, fc. ``shortcut=None`` gives the plain net; ``se``
+    as in ``ResNet``."""
     if depth not in CIFAR_BLOCKS:
         raise ValueError(f"cifar_resnet: depth must be one of {sorted(CIFAR_BLOCKS)}, got {depth!r}")
     n = CIFAR_BLOCKS[depth]
     kind = "Plain" if shortcut is None else "ResNet"
     return ResNet(BasicBlock, (n, n, n), (width, 2 * width, 4 * width), num_classes, in_channels,
-                  small_input=True, shortcut=shortcut, zero_init_residual=zero_init_residual,
-                  name=f"{kind}-{depth} (CIFAR)")
+                  small_input=True, shortcut=shortcut, zero_init_residual=zero_init_residual, se=se,
+                  name=name or f"{kind}-{depth} (CIFAR)")
 
 
 @register
