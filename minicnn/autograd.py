@@ -23,7 +23,6 @@ Gradient rules (as in PyTorch):
 from __future__ import annotations
 
 import contextlib
-import numbers
 
 import numpy as np
 
