@@ -1,4 +1,10 @@
-"""SGD: stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay (PyTorch's rule)."""
+"""SGD: stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay.
+
+Two ways of writing momentum, both a named option (papers.md §2.4 and §11.9):
+
+    momentum_form="pytorch"   b = μ·b + g;        p = p − lr·b      (lr outside the buffer)
+    momentum_form="caffe"     v = μ·v − lr·g;     p = p + v         (lr inside the velocity: AlexNet, Caffe)
+"""
 from __future__ import annotations
 
 import numbers
@@ -7,11 +13,14 @@ from .optimizer import Optimizer, required
 
 __all__ = ["SGD"]
 
+MOMENTUM_FORMS = ("pytorch", "caffe")
+
 
 class SGD(Optimizer):
-    """``SGD(params, lr, momentum=0, dampening=0, nesterov=False, weight_decay=0)``.
+    """``SGD(params, lr, momentum=0, dampening=0, nesterov=False, weight_decay=0, momentum_form="pytorch")``.
 
-    For each parameter p with gradient ∇ (b is its momentum buffer, kept in ``state["momentum_buffer"]``):
+    momentum_form="pytorch" (default; PyTorch's rule). For each parameter p with gradient ∇ (b is its
+    momentum buffer, kept in ``state["momentum_buffer"]``):
 
         g = ∇ + weight_decay · p                      L2 weight decay folded into the gradient
         b = g                                         on the parameter's first step
@@ -19,17 +28,32 @@ class SGD(Optimizer):
         g = g + momentum · b   (nesterov)   or   g = b   (classical momentum)      [only if momentum ≠ 0]
         p = p − lr · g
 
-    lr multiplies the whole buffer at every step. With a constant lr and no dampening this is the
-    same as the Caffe/AlexNet form v = momentum · v − lr · g, p = p + v; the two differ right after
-    the lr changes.
+    momentum_form="caffe" (AlexNet's update, as written in the paper and in Caffe's SGDSolver;
+    v is the velocity, kept in ``state["velocity"]``, starting at 0):
 
-    params  Tensors, or parameter groups (dicts) with their own options, e.g. weight_decay=0 for biases
-    lr      the learning rate; no default: give it here or in every parameter group
+        v = momentum · v − lr · (∇ + weight_decay · p)
+        p = p + v
+
+    The two forms take the same steps while the lr is constant (then v = −lr · b exactly). They differ
+    when the lr changes: the PyTorch form multiplies the whole buffer, i.e. all the past gradients, by
+    the new lr at once, while the Caffe form keeps the past gradients at the lr they were taken with and
+    applies the new lr to new gradients only. Right after an lr drop ÷10 the PyTorch step is therefore
+    ~10× smaller at once, the Caffe step shrinks gradually as the velocity decays. The Caffe form takes
+    no dampening and no Nesterov momentum (ValueError).
+
+    params         Tensors, or parameter groups (dicts) with their own options, e.g. weight_decay=0 for biases
+    lr             the learning rate; no default: give it here or in every parameter group
+    momentum_form  "pytorch" or "caffe", as above
     """
 
-    def __init__(self, params, lr=required, momentum=0, dampening=0, nesterov=False, weight_decay=0):
+    def __init__(self, params, lr=required, momentum=0, dampening=0, nesterov=False, weight_decay=0,
+                 momentum_form="pytorch"):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
                         weight_decay=weight_decay)
+        # The option enters the groups (and state dicts) only when it is not the default, so a
+        # PyTorch-form SGD keeps the group layout of PyTorch's SGD; a group may still give its own.
+        if momentum_form != "pytorch":
+            defaults["momentum_form"] = momentum_form
         self.check_options(defaults)
         super().__init__(params, defaults)
 
@@ -45,6 +69,12 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']} and dampening={group['dampening']}")
+        form = group.get("momentum_form", "pytorch")
+        if form not in MOMENTUM_FORMS:
+            raise ValueError(f"SGD: momentum_form must be one of {MOMENTUM_FORMS}, got {form!r}")
+        if form == "caffe" and (group["nesterov"] or group["dampening"] != 0):
+            raise ValueError(f"SGD: momentum_form='caffe' has no dampening and no Nesterov momentum, got "
+                             f"dampening={group['dampening']} and nesterov={group['nesterov']}")
 
     def update(self, param, grad, state, group):
         # float(): a NumPy float64 option would otherwise promote float32 arrays to float64.
@@ -53,6 +83,9 @@ class SGD(Optimizer):
         g = grad
         if weight_decay != 0:
             g = g + weight_decay * param                    # a new array: grad itself is never changed
+        if group.get("momentum_form", "pytorch") == "caffe":
+            self._caffe_update(param, g, state, lr, momentum)
+            return
         if momentum != 0:
             buffer = state.get("momentum_buffer")
             if buffer is None:
@@ -62,3 +95,16 @@ class SGD(Optimizer):
                 buffer += (1 - dampening) * g
             g = g + momentum * buffer if group["nesterov"] else buffer
         param -= lr * g
+
+    @staticmethod
+    def _caffe_update(param, g, state, lr, momentum):
+        if momentum == 0:
+            param -= lr * g
+            return
+        velocity = state.get("velocity")
+        if velocity is None:
+            velocity = state["velocity"] = -lr * g         # μ·0 − lr·g
+        else:
+            velocity *= momentum
+            velocity -= lr * g
+        param += velocity
