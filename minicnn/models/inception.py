@@ -477,11 +477,15 @@ class Inception3(nn.Module):
             return next(((name, out) for name, out in trace_feature_map(layers, size)
                          if name in convs and batch * out[0] * out[1] < 2), None)
 
+        def trains(size, batch):
+            trace = trace_feature_map(layers, size)
+            survives = len(trace) == len(layers) and min(trace[-1][1]) >= 1
+            return survives and first_single_value(size, batch) is None
+
         problem = first_single_value((H, W), N)
         if problem is not None:
             name, out = problem
-            works = next((f"an input of at least {s}×{s}, " for s in range(1, 4097)
-                          if first_single_value((s, s), N) is None), "")
+            works = next((f"an input of at least {s}×{s}, " for s in range(1, 4097) if trains((s, s), N)), "")
             raise InputSizeError(
                 f"Inception3: a batch of {N} at {H}×{W} is too small to train: the feature map after layer "
                 f"{name!r} is {out[0]}×{out[1]}, so the batch norm after it sees one value per channel; use "
