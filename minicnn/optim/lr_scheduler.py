@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from ..autograd import Tensor
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
@@ -102,17 +103,26 @@ class LRScheduler:
 
     def state_dict(self):
         """The scheduler's state (counters and options, not the optimizer): a dict for ``minicnn.save``."""
-        return {key: list(value) if isinstance(value, list) else value
-                for key, value in vars(self).items() if key not in self._not_saved}
+        return self._own_state()
 
     def load_state_dict(self, state_dict):
         """Restore ``state_dict()`` (possibly via save/load) into a scheduler built the same way."""
-        name = f"{type(self).__name__}.load_state_dict"
-        expected = set(self.state_dict())
+        self._load_own_state(state_dict)
+
+    def _own_state(self):
+        # Copies of the lists: the state dict is a snapshot, unchanged by later steps.
+        return {key: list(value) if isinstance(value, list) else value
+                for key, value in vars(self).items() if key not in self._not_saved}
+
+    def _check_own_state(self, state_dict):
+        expected = set(self._own_state())
         if not isinstance(state_dict, dict) or set(state_dict) != expected:
             got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
-            raise ValueError(f"{name}: expected a dict with keys {sorted(expected)} (from {type(self).__name__}"
-                             f".state_dict()), got {got}")
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict with keys {sorted(expected)} "
+                             f"(from {type(self).__name__}.state_dict()), got {got}")
+
+    def _load_own_state(self, state_dict):
+        self._check_own_state(state_dict)
         self.__dict__.update({key: list(value) if isinstance(value, (list, tuple)) else value
                               for key, value in state_dict.items()})
 
@@ -272,8 +282,12 @@ class ReduceLROnPlateau(LRScheduler):
 
     def step(self, metric):
         """Record this epoch's validation ``metric`` (a number) and reduce the lr if it has plateaued."""
+        if isinstance(metric, Tensor):
+            metric = metric.item()
         try:
-            current = float(metric)
+            if isinstance(metric, (str, bytes)):
+                raise TypeError
+            current = float(metric)                          # also NumPy scalars and 0-d arrays
         except (TypeError, ValueError):
             raise TypeError(f"ReduceLROnPlateau.step: expected the metric as a number, got "
                             f"{type(metric).__name__}") from None
@@ -365,27 +379,23 @@ class LinearWarmup(LRScheduler):
 
     def state_dict(self):
         """This scheduler's state, with the wrapped one's under "after"."""
-        state = super().state_dict()
-        state["after"] = None if self.after is None else self.after.state_dict()
-        return state
+        return dict(self._own_state(), after=None if self.after is None else self.after.state_dict())
 
     def load_state_dict(self, state_dict):
         if not isinstance(state_dict, dict) or "after" not in state_dict:
-            raise ValueError(f"LinearWarmup.load_state_dict: expected a dict from LinearWarmup.state_dict(), got "
-                             f"{sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__}")
+            got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"LinearWarmup.load_state_dict: expected a dict from LinearWarmup.state_dict(), "
+                             f"got {got}")
         state_dict = dict(state_dict)
         after = state_dict.pop("after")
         if (after is None) != (self.after is None):
             raise ValueError(f"LinearWarmup.load_state_dict: the state dict was saved "
                              f"{'without' if after is None else 'with'} a wrapped scheduler, this one has "
                              f"{'none' if self.after is None else type(self.after).__name__}")
-        expected = set(super().state_dict())
-        if set(state_dict) != expected:
-            raise ValueError(f"LinearWarmup.load_state_dict: expected keys {sorted(expected | {'after'})}, got "
-                             f"{sorted(map(str, state_dict)) + ['after']}")
+        self._check_own_state(state_dict)         # both checked before either is changed
         if self.after is not None:
             self.after.load_state_dict(after)
-        super().load_state_dict(state_dict)
+        self._load_own_state(state_dict)
 
 
 # ---- argument checks ----------------------------------------------------------------------------------
