@@ -4,20 +4,27 @@ Shape letters: N batch, C channels, H, W height and width. Every block computes
 
     y = ReLU(F(x) + shortcut(x))          F = the residual branch, BN after every conv, ReLU after the add
 
-Table 1 of the paper (ImageNet, 224×224 input; "output" is the feature map size after the stage):
+Table 1 of the paper (ImageNet, 224×224 input; "output" is the feature map size at the end of the row):
 
-    stage    output  attribute  18          34          50                 101      152
-    conv1    112     stem       7×7, 64, stride 2; then 3×3 max pool, stride 2
-    conv2_x  56      layer1     [3×3, 64]   ×2 | ×3     [1×1, 64 ]         ×3 | ×3  | ×3
-                                [3×3, 64]               [3×3, 64 ]
-                                                        [1×1, 256]
-    conv3_x  28      layer2     [3×3, 128]  ×2 | ×4     [1×1 128, 3×3 128, 1×1 512]   ×4 | ×4 | ×8
-    conv4_x  14      layer3     [3×3, 256]  ×2 | ×6     [1×1 256, 3×3 256, 1×1 1024]  ×6 | ×23 | ×36
-    conv5_x  7       layer4     [3×3, 512]  ×2 | ×3     [1×1 512, 3×3 512, 1×1 2048]  ×3 | ×3 | ×3
-    head     1       avgpool, fc   global average pool, 1000-way fully connected, softmax
+    stage    output  attribute  blocks                                        18   34   50   101  152
+    conv1    112     stem       7×7, 64, stride 2                             all depths
+    conv2_x  56      stem       3×3 max pool, stride 2                        all depths
+                     layer1     basic      [3×3, 64;  3×3, 64]                ×2   ×3
+                                bottleneck [1×1, 64;  3×3, 64;  1×1, 256]               ×3   ×3   ×3
+    conv3_x  28      layer2     basic      [3×3, 128; 3×3, 128]               ×2   ×4
+                                bottleneck [1×1, 128; 3×3, 128; 1×1, 512]               ×4   ×4   ×8
+    conv4_x  14      layer3     basic      [3×3, 256; 3×3, 256]               ×2   ×6
+                                bottleneck [1×1, 256; 3×3, 256; 1×1, 1024]              ×6   ×23  ×36
+    conv5_x  7       layer4     basic      [3×3, 512; 3×3, 512]               ×2   ×3
+                                bottleneck [1×1, 512; 3×3, 512; 1×1, 2048]              ×3   ×3   ×3
+    head     1       avgpool,   global average pool, 1000-way fully connected, softmax
+                     fc
+    multiply-adds (the paper's "FLOPs")                                       1.8G 3.6G 3.8G 7.6G 11.3G
 
 ``RESNET_LAYOUTS`` below is that table in code; ``ResNet.feature_sizes`` reproduces its output column.
-The first block of conv3_x, conv4_x and conv5_x has stride 2.
+The first block of conv3_x, conv4_x and conv5_x has stride 2. A block holds ``residual`` (F, a
+Sequential conv1, bn1, relu1, … ) and ``shortcut`` (torchvision calls its projection ``downsample``, so
+state_dict keys inside blocks differ from torchvision's; stage names layer1…layer4 and fc are the same).
 
 Options where the sources differ (papers.md §4.3, §5.1, §11), each a named argument:
   * ``stride_on`` (bottleneck blocks): "3x3" puts the stride on the 3×3 conv (torchvision, "v1.5",
@@ -61,8 +68,8 @@ from ..functional.math import pad
 from .registry import register
 from .summary import InputSizeError, check_input_size, trace_feature_map, window_layers
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "ZeroPadShortcut", "RESNET_LAYOUTS", "CIFAR_BLOCKS",
-           "resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+__all__ = ["ResNet", "ResidualBlock", "BasicBlock", "Bottleneck", "ZeroPadShortcut", "RESNET_LAYOUTS",
+           "CIFAR_BLOCKS", "resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
            "cifar_resnet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
            "plain20", "plain32", "plain44", "plain56", "plain110"]
 
