@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.data import download as downloads
 from minicnn.data.datasets import ArrayDataset, check_images_and_labels
+from minicnn.data.download import cache_dir, search_dirs as dataset_search_dirs
 from minicnn.data.mnist import MNIST_FILES, load_idx_split
 
 __all__ = ["CLASSES", "fashion_mnist_mini", "fashion_mnist", "FASHION_MNIST_FILES", "FASHION_MNIST_SHA256",
@@ -109,7 +109,7 @@ def _load_mini(path):
 
 def default_cache_dir():
     """~/.cache/minicnn/fashion-mnist: where downloads go (unless MINICNN_DATA is set) and users may keep files."""
-    return downloads.cache_dir("fashion-mnist")
+    return cache_dir("fashion-mnist")
 
 
 def search_dirs(root=None):
@@ -120,7 +120,7 @@ def search_dirs(root=None):
     shared by several data sets or the Fashion-MNIST directory itself), then `default_cache_dir()`, then
     Debian's install location /usr/share/datasets/fashion-mnist.
     """
-    return downloads.search_dirs("fashion-mnist", root, extra_dirs=[DEBIAN_DIR])
+    return dataset_search_dirs("fashion-mnist", root, extra_dirs=[DEBIAN_DIR])
 
 
 def fashion_mnist(root=None, train=True, download=False, progress=True, as_dataset=False):
