@@ -110,8 +110,9 @@ class AdamW(Adam):
 
         p = p − lr·weight_decay·p
 
-    so the decay does not pass through m and v. lr multiplies the decay too: an lr schedule also
-    schedules the decay, as in PyTorch (the paper writes a separate schedule multiplier η_t).
+    so the decay does not pass through m and v. As in PyTorch the decay is multiplied by the lr, so an
+    lr schedule schedules it too; the paper multiplies it by the schedule multiplier η_t but not by the
+    base lr α, so its λ corresponds to weight_decay·lr here.
     Note the default weight_decay is 1e-2, PyTorch's, where Adam's is 0.
     """
 
