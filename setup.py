@@ -36,6 +36,8 @@ setup(
         # run `pip install cupy-cuda13x` instead. See README.md, "GPU".
         "gpu": ["cupy-cuda12x>=13"],
         "test": ["pytest>=7", "hypothesis>=6"],
+        # Pillow decodes image files for minicnn.data.ImageFolder; nothing else needs it.
+        "images": ["Pillow>=9"],
     },
     entry_points={"console_scripts": ["minicnn=minicnn.cli:main"]},
     classifiers=[

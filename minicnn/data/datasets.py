@@ -13,8 +13,10 @@ ArrayDataset wraps the (images, labels) arrays that every loader in this package
 
     train_set = ArrayDataset(*mnist(train=True), transform=random_crop)   # or mnist(..., as_dataset=True)
 
-`transform` runs on one image at a time, at every access, so random augmentation gives a fresh crop or flip
-each epoch. Without a transform, `images` and `labels` are exposed so a loader may slice whole batches at once.
+`transform` is a per-example function, image -> image, run at every access (so a random one gives a fresh
+result each epoch). The batch transforms of minicnn/data/transforms.py, called as transform(images, rng) on a
+whole batch, belong to the DataLoader instead, which is the faster place for them. `images` and `labels` are
+exposed so a loader may slice whole batches at once when there is no per-example transform.
 """
 import operator
 
@@ -30,7 +32,7 @@ class ArrayDataset:
         images: array-like (N, ...), e.g. uint8 (N, H, W) or (N, C, H, W). Kept as given (not copied), so
             the bundled, read-only Fashion-MNIST arrays stay read-only.
         labels: array-like (N,) of class indices.
-        transform: None, or a function image -> image applied by __getitem__ (augmentation, scaling).
+        transform: None, or a function image -> image applied by __getitem__ to one example.
         classes: optional sequence of class names, classes[label] naming each label.
     dataset[i] returns (transform(images[i]), labels[i]): the image as an array, the label as a NumPy
     integer scalar (np.int64 for the loaders of this package).
