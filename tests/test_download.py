@@ -9,7 +9,9 @@ import gzip
 import hashlib
 import http.server
 import importlib
+import io
 import socket
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -355,3 +357,32 @@ def test_download_false_says_what_was_looked_for_where_and_how_to_get_it(tmp_pat
     for mirror in mnist_module.MNIST_MIRRORS:
         assert mirror in message
     assert not (tmp_path / "data" / "mnist").exists()  # looking creates nothing
+
+
+def test_cifar10_download_true_fetches_the_archive_and_reads_it(server, tmp_path, monkeypatch):
+    cifar_module = importlib.import_module("minicnn.data.cifar")
+    rng = np.random.default_rng(0)
+    records = {name: rng.integers(0, 256, size=(2, 3073), dtype=np.uint8) for name in
+               [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]}
+    for batch in records.values():
+        batch[:, 0] %= 10  # the label byte
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, batch in records.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = batch.nbytes
+            archive.addfile(info, io.BytesIO(batch.tobytes()))
+    data = buffer.getvalue()
+    server.routes["/kriz/cifar-10-binary.tar.gz"] = ("ok", data)
+    monkeypatch.setattr(cifar_module, "CIFAR10_SHA256", hashlib.sha256(data).hexdigest())
+    monkeypatch.setattr(cifar_module, "CIFAR10_MIRRORS", (server.url("/gone/"), server.url("/kriz/")))
+    monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "data"))
+
+    images, labels = cifar_module.cifar10(train=False, download=True, progress=False)
+    assert images.shape == (2, 3, 32, 32)
+    np.testing.assert_array_equal(labels, records["test_batch.bin"][:, 0])
+    np.testing.assert_array_equal(images.reshape(2, -1), records["test_batch.bin"][:, 1:])
+    assert files_in(tmp_path / "data" / "cifar-10") == ["cifar-10-binary.tar.gz"]
+    images, _ = cifar_module.cifar10(train=True, download=True, progress=False)  # the cached archive serves both
+    assert images.shape == (10, 3, 32, 32)
+    assert server.hits == ["/gone/cifar-10-binary.tar.gz", "/kriz/cifar-10-binary.tar.gz"]
