@@ -5,7 +5,10 @@ MNIST and CIFAR-10 are not on these machines: the tests write small files in the
 """
 import importlib
 import io
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,8 +284,15 @@ def test_image_folder_without_images_or_directory_is_a_clear_error(tmp_path):
         ImageFolder(tmp_path)
 
 
+def test_importing_minicnn_data_does_not_import_pillow_or_tqdm():
+    # Whatever `import minicnn` itself loads, importing minicnn.data on top of it must add neither.
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import minicnn; before = set(sys.modules); "
+            "import minicnn.data; new = set(sys.modules) - before; "
+            "bad = [m for m in new if m.split('.')[0] in ('PIL', 'tqdm')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parents[1])], check=True)
+
+
 def test_image_folder_without_pillow_says_which_extra_to_install(tmp_path, monkeypatch):
-    import sys
     monkeypatch.setitem(sys.modules, "PIL", None)  # makes `from PIL import Image` raise ImportError
     with pytest.raises(ImportError, match=r"minicnn\[images\]"):
         ImageFolder(tmp_path)

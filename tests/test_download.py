@@ -137,6 +137,7 @@ def test_download_with_the_right_checksum_puts_the_file_in_place(server, tmp_pat
     assert download([server.url("/good/" + name)], destination, sha256, progress=False) == destination
     assert destination.read_bytes() == data
     assert files_in(destination.parent) == [name]
+    assert destination.stat().st_mode & 0o777 == 0o644  # readable by others sharing the data directory
 
 
 def test_a_single_url_string_is_accepted_and_progress_bar_does_not_break_it(server, tmp_path):

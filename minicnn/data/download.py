@@ -102,6 +102,7 @@ def download(urls, destination, sha256, progress=True, timeout=30.0):
         try:
             with os.fdopen(handle, "wb") as f:
                 _fetch(url, f, sha256, progress, timeout, name=destination.name)
+            os.chmod(temporary, 0o644)  # mkstemp makes it private (0600); a data directory may be shared
             os.replace(temporary, destination)
             return destination
         except _MirrorFailed as failure:
