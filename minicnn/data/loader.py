@@ -23,8 +23,8 @@ seed, the epoch and the number of batches already delivered) sees exactly the ba
 Each ``iter(loader)`` is one epoch; the epoch counter then moves on by itself, or is set with
 ``set_epoch(e)`` like PyTorch's DistributedSampler.
 
-Why a background thread (AlexNet §3.1 computed its augmentation on the CPU "while the GPU is training on the
-previous batch", making it "computationally free"): one thread prepares up to ``prefetch`` batches ahead
+Why a background thread (AlexNet computed its augmentation on the CPU while the GPU trained on the previous
+batch, making it "computationally free", papers.md §2.3): one thread prepares up to ``prefetch`` batches ahead
 into a bounded queue while the training loop works. NumPy releases Python's global lock inside its array
 loops, and the loop on the main thread waits on the GPU, so the two overlap. An exception raised while making
 a batch is raised again in the training loop, the same exception object with its original traceback.
@@ -139,6 +139,8 @@ class DataLoader:
     def set_epoch(self, epoch):
         """Make the next iteration epoch ``epoch`` (its order and augmentation), from its first batch. Setting
         the epoch the loader is already at changes nothing, so a state loaded mid-epoch stays mid-epoch."""
+        if epoch < 0:
+            raise ValueError(f"DataLoader.set_epoch: the epoch must be >= 0, got {epoch}")
         if epoch != self.epoch:
             self.epoch, self._start = int(epoch), 0
 

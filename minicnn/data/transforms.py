@@ -21,7 +21,7 @@ pass ``scale=1/255`` to the ``fit`` functions to fit them on raw uint8 arrays).
 
 The papers' training pipelines on 28×28 / 32×32 data (papers.md §2.3, §3.2, §4.1, §9 rule 5):
 
-    AlexNet        Compose([ToFloat(), SubtractMeanImage.fit(x, 1/255), Pad(2), RandomCrop(28),
+    AlexNet        Compose([ToFloat(), SubtractMeanImage.fit(x, 1/255), RandomCrop(28, padding=2),
                             RandomHorizontalFlip(), PCAColorNoise(*pca_color_basis(x, 1/255), std=0.1)])
     VGG            Compose([ToFloat(), ScaleJitter(32, 64, crop=32), RandomHorizontalFlip(),
                             PCAColorNoise(*basis), Normalize(mean, std)])
@@ -35,7 +35,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["to_nchw", "Compose", "ToFloat", "Normalize", "SubtractMeanImage", "Pad", "RandomCrop", "CenterCrop",
+__all__ = ["to_nchw", "Transform", "Compose", "ToFloat", "Normalize", "SubtractMeanImage", "Pad", "RandomCrop", "CenterCrop",
            "RandomHorizontalFlip", "Resize", "RandomResizedCrop", "ScaleJitter", "PCAColorNoise", "pca_color_basis",
            "ColorJitter", "FiveCrop", "TenCrop", "resample_boxes", "IMAGENET_PCA_EIGVALS", "IMAGENET_PCA_EIGVECS"]
 
@@ -172,8 +172,9 @@ class Normalize(Transform):
 
 
 class SubtractMeanImage(Transform):
-    """x − mean_image, the per-pixel mean of the training set (AlexNet §2.3, VGG); mean_image (C, H, W) at the
-    size of the images it meets, so it comes before any crop. ``SubtractMeanImage.fit(images)`` computes it."""
+    """x − mean_image, the per-pixel mean of the training set (AlexNet, VGG; papers.md §2.3); mean_image
+    (C, H, W) at the size of the images it meets, so it comes before any crop. ``SubtractMeanImage.fit(images)``
+    computes it."""
 
     def __init__(self, mean_image):
         self.mean_image = to_nchw(np.asarray(mean_image, dtype=np.float64)[None])[0]
@@ -401,7 +402,7 @@ class ScaleJitter(Transform):
 
 
 def pca_color_basis(images, scale=1.0):
-    """Eigen-decomposition of the C×C covariance of pixel colours over a whole training set (AlexNet §4.1).
+    """Eigen-decomposition of the C×C covariance of pixel colours over a whole training set (papers.md §2.3).
 
     images: any layout ``to_nchw`` reads, times ``scale`` (1/255 for uint8 data used after ToFloat()).
     Returns eigvals (C,) in decreasing order (variances along each direction) and eigvecs (C, C) whose
@@ -415,9 +416,10 @@ def pca_color_basis(images, scale=1.0):
 
 
 class PCAColorNoise(Transform):
-    """AlexNet's "fancy PCA" lighting noise: every pixel of image n gets Σ_i α_ni λ_i p_i added, with
-    α_ni ~ N(0, std²) drawn once per image (std 0.1 in AlexNet and Bag of Tricks). The added colour has
-    covariance P diag(std² λ²) Pᵀ. eigvals (C,), eigvecs (C, C) with eigenvectors as columns (pca_color_basis).
+    """AlexNet's "fancy PCA" lighting noise (papers.md §2.3): every pixel of image n gets Σ_i α_ni λ_i p_i
+    added, with α_ni ~ N(0, std²) drawn once per image (std 0.1 in AlexNet and Bag of Tricks). The added colour
+    has covariance P diag(std² λ²) Pᵀ. eigvals (C,), eigvecs (C, C) with eigenvectors as columns
+    (pca_color_basis).
     """
 
     def __init__(self, eigvals, eigvecs, std=0.1):
@@ -503,7 +505,7 @@ class FiveCrop(Transform):
 
 
 class TenCrop(FiveCrop):
-    """AlexNet's ten test views (§2.5): the five crops, then the same five mirrored: (N, 10, C, OH, OW). (The
+    """AlexNet's ten test views (papers.md §2.5): the five crops, then the same five mirrored: (N, 10, C, OH, OW). (The
     evaluation module's ten_crop returns the same views stacked view-first, (10, N, C, OH, OW).)"""
 
     def __call__(self, images, rng=None):
