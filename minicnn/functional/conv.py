@@ -24,6 +24,8 @@ padding (0, 3) is the Inception-v3 factorized convolution: every size argument i
 """
 from __future__ import annotations
 
+import numbers
+
 from .. import backend
 from ..autograd import Function
 from .im2col import as_pair, col2im, conv_output_size, im2col
@@ -48,14 +50,14 @@ class Conv2dFunction(Function):
         if min(*self.stride, *self.dilation) < 1 or min(self.padding) < 0:
             raise ValueError(f"conv2d: stride and dilation must be ≥ 1 and padding ≥ 0, got "
                              f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}")
-        if not isinstance(groups, int) or groups < 1:
+        if not isinstance(groups, numbers.Integral) or groups < 1:
             raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
-        self.groups = groups
+        self.groups = int(groups)
 
     def forward(self, x, weight, bias=None):
         self._check_shapes(x, weight, bias)
         xp = backend.get_array_module(x)
-        G, (N, C, H, W), (Cout, Cg, KH, KW) = self.groups, x.shape, weight.shape
+        G, N, (Cout, Cg, KH, KW) = self.groups, x.shape[0], weight.shape
         col = im2col(x, (KH, KW), self.stride, self.padding, self.dilation)  # (C, KH, KW, N, OH, OW)
         OH, OW = col.shape[-2:]
         col = col.reshape(G, Cg * KH * KW, N * OH * OW)                        # (G, K, P), a view
@@ -73,7 +75,7 @@ class Conv2dFunction(Function):
     def backward(self, gy):
         xp = backend.get_array_module(gy)
         x, weight, G = self.x, self.weight, self.groups
-        (N, C, H, W), (Cout, Cg, KH, KW), (OH, OW) = x.shape, weight.shape, gy.shape[2:]
+        (N, C), (Cout, Cg, KH, KW), (OH, OW) = x.shape[:2], weight.shape, gy.shape[2:]
         K, P = Cg * KH * KW, N * OH * OW
         gy = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(G, Cout // G, P)  # (G, Cout/G, P)
         gx = gW = gb = None
@@ -85,7 +87,11 @@ class Conv2dFunction(Function):
             # gcol goes into col's buffer (col is not needed any more): no second big allocation.
             gcol = self.col if self.col is not None else xp.empty((G, K, P), dtype=gy.dtype)
             self.col = None
-            xp.matmul(weight.reshape(G, Cout // G, K).transpose(0, 2, 1), gy, out=gcol)
+            weight_t = weight.reshape(G, Cout // G, K).transpose(0, 2, 1)     # (G, K, Cout/G)
+            if Cout == G:     # depthwise: an outer product, which multiply does ~4× faster than matmul
+                xp.multiply(weight_t, gy, out=gcol)
+            else:
+                xp.matmul(weight_t, gy, out=gcol)
             gx = col2im(gcol.reshape(C, KH, KW, N, OH, OW), x.shape, (KH, KW), self.stride,
                         self.padding, self.dilation)
         if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
@@ -103,7 +109,7 @@ class Conv2dFunction(Function):
             raise ValueError(f"conv2d: x must be 4-D (N, C, H, W), got shape {x.shape}")
         if weight.ndim != 4:
             raise ValueError(f"conv2d: weight must be 4-D (Cout, C/groups, KH, KW), got shape {weight.shape}")
-        (N, C, H, W), (Cout, Cg, KH, KW) = x.shape, weight.shape
+        (_, C, H, W), (Cout, Cg, KH, KW) = x.shape, weight.shape
         if C % G:
             raise ValueError(f"conv2d: input channels C={C} (x shape {x.shape}) are not divisible by "
                              f"groups={G}")
