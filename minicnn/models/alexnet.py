@@ -21,9 +21,12 @@ Paper details that differ between sources, each a named option (papers.md §11):
   * Dropout. The paper drops with p = 0.5 while training and multiplies by 0.5 at test time
     (``dropout_mode="paper"``); inverted dropout (``"inverted"``) scales while training instead.
     Both give the same expected activations.
-  * Initialisation (``init="paper"``): weights N(0, 0.01²); biases 1 in conv2, conv4, conv5, fc6 and
-    fc7 ("accelerates the early stages of learning by providing the ReLUs with positive inputs"),
-    0 elsewhere. ``init="pytorch"`` keeps the layers' default (U(±1/√fan_in)).
+  * Initialisation (``init``). "paper" (``alexnet_paper``'s default): weights N(0, 0.01²); biases 1
+    in conv2, conv4, conv5, fc6 and fc7 ("accelerates the early stages of learning by providing the
+    ReLUs with positive inputs"), 0 elsewhere. "pytorch" (torchvision's ``alexnet``): the layers'
+    default U(±1/√fan_in). "kaiming": He normal N(0, 2/fan_in), zero biases — the default of the
+    small-input variants, which barely move from the other two in a few hundred SGD steps (the
+    signal shrinks by about √3 per layer under "pytorch"; the paper's recipe took days on ImageNet).
 
 Small-input variants (``small_input=True``, papers.md §9) for 32×32×3 (CIFAR) and 28×28×1
 (Fashion-MNIST): conv1 becomes 5×5 stride 1 padding 2, LRN after conv1 and conv2 and the three
@@ -89,7 +92,8 @@ def _lrn(convention):
 
 
 @register
-def alexnet(num_classes=1000, in_channels=3, dropout=0.5, small_input=False, input_size=32, width_mult=1.0):
+def alexnet(num_classes=1000, in_channels=3, dropout=0.5, small_input=False, input_size=32, width_mult=1.0,
+            init=None):
     """torchvision's AlexNet (64-192-384-256-256, 61,100,840 parameters at 1000 classes), for 224×224
     inputs (any size ≥ 63 runs, thanks to the adaptive 6×6 pool).
 
@@ -97,7 +101,10 @@ def alexnet(num_classes=1000, in_channels=3, dropout=0.5, small_input=False, inp
                  after conv1 and conv2 (paper constants), FC 1024-1024; an adaptive pool to the
                  natural final size lets other input sizes run too.
     width_mult   scales the widths (conv and hidden FC) for narrow, full-depth test networks.
+    init         "pytorch" (the layers' default, torchvision's) or "kaiming"; None picks "pytorch"
+                 for the ImageNet network and "kaiming" for the small-input one.
     """
+    init = _check_init("alexnet", init, ("pytorch", "kaiming"), "kaiming" if small_input else "pytorch")
     c1, c2, c3, c4, c5 = (_width(c, width_mult) for c in (64, 192, 384, 256, 256))
     if small_input:
         hidden = _width(1024, width_mult)
@@ -118,7 +125,9 @@ def alexnet(num_classes=1000, in_channels=3, dropout=0.5, small_input=False, inp
     classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(c5 * side * side, hidden), nn.ReLU(),
                                nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(),
                                nn.Linear(hidden, num_classes))
-    return AlexNet(features, nn.AdaptiveAvgPool2d((side, side)), classifier)
+    model = AlexNet(features, nn.AdaptiveAvgPool2d((side, side)), classifier)
+    _initialise(model, init)
+    return model
 
 
 @register
@@ -131,14 +140,14 @@ def alexnet_paper(num_classes=1000, in_channels=3, grouped=True, lrn_convention=
                     maps "on its GPU" (groups=2); conv3 and the FC layers are full
     lrn_convention  "paper" (α inside the sum, the paper's formula) or "pytorch" (α/n, Caffe's)
     dropout_mode    "paper" (× (1 − p) at test time) or "inverted"
-    init            "paper" (N(0, 0.01), biases 1 in conv2/4/5, fc6, fc7) or "pytorch" (layer defaults)
+    init            "paper" (N(0, 0.01), biases 1 in conv2/4/5, fc6, fc7), "pytorch" (layer defaults)
+                    or "kaiming" (He normal, zero biases)
     small_input     conv1 5×5/1 pad 2 for ``input_size`` 32 (default) or 28, FC 4096 kept: 29,983,114
                     parameters ungrouped at 32×32×3 and 10 classes (papers.md §9)
     The network has no adaptive pool: it refuses inputs whose pool5 output is not what fc6 was built
     for (6×6 at 227), naming the size that works.
     """
-    if init not in ("paper", "pytorch"):
-        raise ValueError(f"alexnet_paper: init must be 'paper' or 'pytorch', got {init!r}")
+    init = _check_init("alexnet_paper", init, ("paper", "pytorch", "kaiming"), "paper")
     groups = 2 if grouped else 1
     c1, c2, c3, c4, c5 = (_width(c, width_mult, groups) for c in (96, 256, 384, 384, 256))
     hidden = _width(4096, width_mult)
@@ -169,15 +178,31 @@ def alexnet_paper(num_classes=1000, in_channels=3, grouped=True, lrn_convention=
         ("fc8", nn.Linear(hidden, num_classes)),
     ]))
     model = AlexNet(features, nn.Identity(), classifier, final_size=(side, side))
-    if init == "paper":
-        _paper_init(model)
+    _initialise(model, init)
     return model
 
 
-def _paper_init(model):
-    """Weights N(0, 0.01²); biases 1 in conv2, conv4, conv5, fc6, fc7 and 0 in conv1, conv3, fc8."""
-    ones = {"features.conv2", "features.conv4", "features.conv5", "classifier.fc6", "classifier.fc7"}
+def _check_init(function, init, allowed, default):
+    init = default if init is None else init
+    if init not in allowed:
+        raise ValueError(f"{function}: init must be one of {allowed}, got {init!r}")
+    return init
+
+
+# The paper's layers whose bias starts at 1 (the ReLUs after them get positive inputs from the start).
+PAPER_BIAS_ONE = ("features.conv2", "features.conv4", "features.conv5", "classifier.fc6", "classifier.fc7")
+
+
+def _initialise(model, init):
+    """Initialise the conv and FC layers: "pytorch" leaves the layers' own init; "paper" draws weights
+    from N(0, 0.01²), biases 1 in PAPER_BIAS_ONE and 0 elsewhere; "kaiming" N(0, 2/fan_in), biases 0."""
+    if init == "pytorch":
+        return
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(module.weight, 0.0, 0.01)
-            nn.init.constant_(module.bias, 1.0 if name in ones else 0.0)
+            if init == "paper":
+                nn.init.normal_(module.weight, 0.0, 0.01)
+                nn.init.constant_(module.bias, 1.0 if name in PAPER_BIAS_ONE else 0.0)
+            else:
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
