@@ -209,6 +209,15 @@ def test_list_models_names_every_network_of_this_issue():
     assert set(EXPECTED_NAMES) <= set(names)
 
 
+def test_the_other_papers_networks_are_registered_and_exported_too():
+    others = (["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+              + [f"resnet{d}" for d in (20, 32, 44, 56, 110)] + [f"plain{d}" for d in (20, 32, 44, 56, 110)]
+              + [f"se_resnet{d}" for d in (18, 34, 50, 101, 152)] + ["inception_v3"])
+    for name in others:
+        assert name in models.list_models()
+        assert getattr(models, name) is models.registry._MODELS[name]
+
+
 @pytest.mark.parametrize("name", EXPECTED_NAMES)
 def test_get_model_builds_each_network_by_name(name):
     model = models.get_model(name, num_classes=10, in_channels=1, small_input=True, width_mult=1 / 16)
