@@ -127,6 +127,11 @@ def _macs(module, output):
     return positions * int(module.weight.size)                 # = Cout·OH·OW·(C/G)·KH·KW or in·out
 
 
+def _is_recorded(module):
+    # Leaves, and modules owning parameters themselves (their row carries those parameters).
+    return next(module.children(), None) is None or next(module.parameters(recurse=False), None) is not None
+
+
 def summary(model, input_shape, verbose=True):
     """Run ``model`` once on zeros of shape (1, *input_shape) — in eval mode, without recording a
     graph — and return a ModelSummary with one row per layer call: qualified name, type, output
@@ -138,8 +143,7 @@ def summary(model, input_shape, verbose=True):
     x = Tensor(xp.zeros((1, *input_shape), dtype=dtype))
 
     rows, seen = [], set()
-    recorded = [(name or type(model).__name__, m) for name, m in model.named_modules()
-                if not any(True for _ in m.children()) or any(p is not None for p in m._parameters.values())]
+    recorded = [(name or type(model).__name__, m) for name, m in model.named_modules() if _is_recorded(m)]
 
     def recorder(name, module, original):
         def forward(*args, **kwargs):
