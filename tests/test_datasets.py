@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn.data import (CIFAR10_CLASSES, MNIST_CLASSES, ArrayDataset, ImageFolder, cifar10, fashion_mnist,
-                          fashion_mnist_mini, mnist, write_idx)
+from minicnn.data import (CIFAR10_CLASSES, MNIST_CLASSES, ArrayDataset, DataLoader, ImageFolder, cifar10,
+                          fashion_mnist, fashion_mnist_mini, mnist, write_idx)
 from minicnn.data.cifar import read_cifar10_archive, read_cifar10_batch
 from minicnn.data.mnist import MNIST_FILES
 
@@ -333,6 +333,18 @@ def test_mini_set_as_datasets_share_the_read_only_arrays():
     assert train_set.classes[9] == "Ankle boot"
     image, label = train_set[5]
     assert image.shape == (28, 28) and label == y_train[5] and not image.flags.writeable
+
+
+def test_array_dataset_and_image_folder_batch_through_the_data_loader(tmp_path):
+    write_cifar(tmp_path / "cifar")
+    for dataset in (cifar10(root=tmp_path / "cifar", as_dataset=True),  # the fast path: whole-array slices
+                    ArrayDataset(*cifar10(root=tmp_path / "cifar"), transform=lambda image: image[:, ::-1])):
+        batches = list(DataLoader(dataset, batch_size=4, num_workers=0))
+        assert [len(labels) for _, labels in batches] == [4, 4, 2]
+        assert batches[0][0].shape == (4, 3, 32, 32)
+    write_image_folder(tmp_path / "folder")
+    (images, labels), = DataLoader(ImageFolder(tmp_path / "folder"), batch_size=5, num_workers=0)
+    assert images.shape == (5, 3, 5, 7) and labels.tolist() == [0, 0, 1, 1, 1]
 
 
 # ---------------------------------------------------------------------------------------------------------

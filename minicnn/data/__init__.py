@@ -9,6 +9,9 @@
     image_folder.py   ImageFolder(root): your own images, one subdirectory per class (needs Pillow)
     datasets.py       the Dataset protocol (len, dataset[i] -> (image, label)) and ArrayDataset
     download.py       download(): mirrors, SHA-256, atomic writes; where data sets are looked for and cached
+    loader.py         DataLoader: shuffled, seeded batches of any of the above, batch transforms on a thread
+    transforms.py     batch transforms: crops, flips, scale jitter, PCA colour noise (minicnn.data.transforms)
+    split.py          train_val_split, train_val_test_split, k_fold
 
 Full data sets are looked for in root (when given), else $MINICNN_DATA, ~/.cache/minicnn/<dataset> (and, for
 Fashion-MNIST, Debian's /usr/share/datasets/fashion-mnist); with download=True they are fetched when missing.
@@ -24,11 +27,13 @@ from minicnn.data.download import DownloadError, download
 from minicnn.data.fashion_mnist import CLASSES, fashion_mnist, fashion_mnist_mini
 from minicnn.data.idx import read_idx, write_idx
 from minicnn.data.image_folder import ImageFolder
+from minicnn.data.loader import DataLoader
 from minicnn.data.mnist import CLASSES as MNIST_CLASSES
 from minicnn.data.mnist import mnist
+from minicnn.data.split import k_fold, train_val_split, train_val_test_split
 
 FASHION_MNIST_CLASSES = CLASSES
 
 __all__ = ["fashion_mnist_mini", "fashion_mnist", "CLASSES", "FASHION_MNIST_CLASSES", "mnist", "MNIST_CLASSES",
            "cifar10", "CIFAR10_CLASSES", "ImageFolder", "ArrayDataset", "download", "DownloadError",
-           "read_idx", "write_idx"]
+           "read_idx", "write_idx", "DataLoader", "train_val_split", "train_val_test_split", "k_fold"]
