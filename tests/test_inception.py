@@ -432,9 +432,9 @@ def accuracy(model, x, y, batch=128):
 
 
 def fit(model, optimizer, x, y, steps, batch=64, seed=0):
-    """``steps`` optimizer steps on the Inception loss (main + 0.4 · auxiliary) over shuffled mini-batches;
-    returns every step's loss."""
-    rng, losses, order = np.random.default_rng(seed), [], np.empty(0, int)
+    """``steps`` optimizer steps on the Inception loss (main + 0.4 · auxiliary) over shuffled mini-batches.
+    Returns every step's loss and how many images the main head got right along the way (training mode)."""
+    rng, losses, correct, order = np.random.default_rng(seed), [], 0, np.empty(0, int)
     for _ in range(steps):
         if len(order) < batch:
             order = rng.permutation(len(x))
@@ -446,29 +446,35 @@ def fit(model, optimizer, x, y, steps, batch=64, seed=0):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    return losses
+        correct += int((outputs.logits.numpy().argmax(1) == y[idx]).sum())
+    return losses, correct
 
 
 def test_loss_falls_over_a_few_steps_at_reduced_width():
+    """Full depth at 1/16 width, one batch of 16 images seen 8 times: the combined loss must drop."""
     minicnn.manual_seed(0)
-    x, y = fashion_subset(32)
-    model = I.inception_v3(10, 1, small_input=True, width_mult=0.125)
-    losses = fit(model, optim.SGD(model.parameters(), lr=0.05, momentum=0.9), x, y, steps=6, batch=32)
+    x, y = fashion_subset(16)
+    model = I.inception_v3(10, 1, small_input=True, width_mult=1 / 16)
+    losses, _ = fit(model, optim.SGD(model.parameters(), lr=0.1, momentum=0.9), x, y, steps=8, batch=16)
     assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0]
 
 
 @pytest.mark.slow
 def test_small_variant_memorises_256_fashion_mnist_images_with_the_auxiliary_loss():
-    """Full width (21.8 M parameters), 28×28×1, batch 64, main loss + 0.4 · auxiliary loss: every training
-    image right (in eval mode) within 300 steps. About XX minutes on 2 CPU cores."""
+    """Full width (21.8 M parameters + the head), 28×28×1, batch 64, SGD lr 0.05 momentum 0.9, main loss
+    + 0.4 · auxiliary loss: every training image right, in eval mode, within 300 steps. The eval-mode
+    pass over the 256 images runs when the training-mode predictions of an epoch are 90% right (and every
+    10 epochs)."""
     minicnn.manual_seed(0)
     x, y = fashion_subset(256)
     model = I.inception_v3(10, 1, small_input=True)
     optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     start, steps_per_epoch = time.time(), len(x) // 64
     for epoch in range(300 // steps_per_epoch):
-        fit(model, optimizer, x, y, steps_per_epoch, batch=64, seed=epoch)
-        if accuracy(model, x, y) == 1.0:
+        losses, correct = fit(model, optimizer, x, y, steps_per_epoch, batch=64, seed=epoch)
+        print(f"step {(epoch + 1) * steps_per_epoch}: loss {losses[-1]:.4f}, training-mode accuracy "
+              f"{correct / len(x):.3f}, {time.time() - start:.0f} s")
+        if (correct >= 0.9 * len(x) or (epoch + 1) % 10 == 0) and accuracy(model, x, y) == 1.0:
             break
     else:
         pytest.fail(f"not at 100% training accuracy after 300 steps ({time.time() - start:.0f} s)")

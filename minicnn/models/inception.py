@@ -49,8 +49,8 @@ its convs but not on its FC layer; the paper's "BN-auxiliary" normalises that FC
 
 Smallest inputs (a clear InputTooSmallError otherwise, naming the layer where the map vanishes):
 75×75 for the main path (torchvision's ``min_size``; 75 → 37 → 35 → 35 → 17 → 17 → 15 → 7 → 3 → 1),
-but 299×299 in training mode with the auxiliary head: its 5×5/3 pool needs a 17×17 map to give the 5×5
-its 5×5 conv needs. Training also needs two values per channel at every BN: the auxiliary head ends at
+but 299×299 in training mode with the auxiliary head: its 5×5 conv needs a 5×5 map, which its 5×5/3
+pool only gives from a 17×17 one. Training also needs two values per channel at every BN: the auxiliary head ends at
 1×1, so it cannot train on a batch of one (PyTorch refuses too).
 
 Small inputs (``small_input=True``, papers.md §9, weiaicunzai's CIFAR-100 Inception-v3): the stem
@@ -80,6 +80,7 @@ default, as torchvision's.
 from __future__ import annotations
 
 from collections import namedtuple
+from functools import partial
 
 from .. import nn
 from ..functional.loss import cross_entropy
@@ -142,7 +143,7 @@ class InceptionA(InceptionBlock):
 
     def __init__(self, in_channels, pool_features, width_mult=1.0, count_include_pad=True):
         super().__init__()
-        w = lambda c: _scaled(c, width_mult)                                   # noqa: E731
+        w = partial(_scaled, width_mult=width_mult)
         self.branch1x1 = BasicConv2d(in_channels, w(64), 1)
         self.branch5x5_1 = BasicConv2d(in_channels, w(48), 1)
         self.branch5x5_2 = BasicConv2d(w(48), w(64), 5, padding=2)
@@ -173,7 +174,7 @@ class InceptionB(InceptionBlock):
 
     def __init__(self, in_channels, width_mult=1.0):
         super().__init__()
-        w = lambda c: _scaled(c, width_mult)                                   # noqa: E731
+        w = partial(_scaled, width_mult=width_mult)
         self.branch3x3 = BasicConv2d(in_channels, w(384), 3, stride=2)
         self.branch3x3dbl_1 = BasicConv2d(in_channels, w(64), 1)
         self.branch3x3dbl_2 = BasicConv2d(w(64), w(96), 3, padding=1)
@@ -201,7 +202,7 @@ class InceptionC(InceptionBlock):
 
     def __init__(self, in_channels, channels_7x7, width_mult=1.0, count_include_pad=True):
         super().__init__()
-        w = lambda c: _scaled(c, width_mult)                                   # noqa: E731
+        w = partial(_scaled, width_mult=width_mult)
         c = w(channels_7x7)
         row, column = dict(kernel_size=(1, 7), padding=(0, 3)), dict(kernel_size=(7, 1), padding=(3, 0))
         self.branch1x1 = BasicConv2d(in_channels, w(192), 1)
@@ -239,7 +240,7 @@ class InceptionD(InceptionBlock):
 
     def __init__(self, in_channels, width_mult=1.0):
         super().__init__()
-        w = lambda c: _scaled(c, width_mult)                                   # noqa: E731
+        w = partial(_scaled, width_mult=width_mult)
         self.branch3x3_1 = BasicConv2d(in_channels, w(192), 1)
         self.branch3x3_2 = BasicConv2d(w(192), w(320), 3, stride=2)
         self.branch7x7x3_1 = BasicConv2d(in_channels, w(192), 1)
@@ -272,7 +273,7 @@ class InceptionE(InceptionBlock):
 
     def __init__(self, in_channels, width_mult=1.0, count_include_pad=True):
         super().__init__()
-        w = lambda c: _scaled(c, width_mult)                                   # noqa: E731
+        w = partial(_scaled, width_mult=width_mult)
         row, column = dict(kernel_size=(1, 3), padding=(0, 1)), dict(kernel_size=(3, 1), padding=(1, 0))
         self.branch1x1 = BasicConv2d(in_channels, w(320), 1)
         self.branch3x3_1 = BasicConv2d(in_channels, w(384), 1)
@@ -336,7 +337,7 @@ class Inception3(nn.Module):
             raise ValueError(f"Inception3: width_mult must be positive, got {width_mult!r}")
         self.num_classes, self.in_channels, self.small_input = num_classes, in_channels, small_input
         self.transform_input, self.width_mult = transform_input, width_mult
-        w = lambda c: _scaled(c, width_mult)                                   # noqa: E731
+        w = partial(_scaled, width_mult=width_mult)
         pool_options = dict(width_mult=width_mult, count_include_pad=count_include_pad)
 
         # Stem. Small inputs: stride 1 and padding 1 instead of stride 2 / valid, and no max pools.
