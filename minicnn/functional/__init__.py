@@ -14,3 +14,4 @@ from .activation import log_softmax, relu, relu6, sigmoid, softmax, tanh
 from .conv import conv2d
 from .dropout import dropout
 from .loss import cross_entropy, distillation_loss, kl_div, mse_loss, nll_loss
+from .im2col import col2im, conv_output_size, im2col
