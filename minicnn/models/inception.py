@@ -14,9 +14,9 @@ The paper's design principles (papers.md §7.1), and where each shows up below:
   * Expand the filter bank on the coarsest grid to avoid representational bottlenecks: InceptionE
     (8×8) splits a branch into a 1×3 and a 3×1 conv side by side and concatenates both.
   * Efficient grid-size reduction: pooling first (35 → 17) would make a representational
-    bottleneck; expanding the channels first and then pooling costs 3× more. InceptionB and
-    InceptionD instead run stride-2 conv branches in parallel with a stride-2 max pool and
-    concatenate them (the paper's Figure 10): the grid halves while the channels grow.
+    bottleneck; expanding the channels first and then pooling runs the expensive conv on the large
+    grid. InceptionB and InceptionD instead run stride-2 conv branches in parallel with a stride-2
+    max pool and concatenate them (the paper's Figure 10): the grid halves while the channels grow.
   * BatchNorm after every conv ("BasicConv2d" = conv without bias + BN with eps 1e-3 + ReLU).
 
 The released network (papers.md §7.2; torchvision's module names, so state dicts line up):
@@ -50,8 +50,8 @@ its convs but not on its FC layer; the paper's "BN-auxiliary" normalises that FC
 Smallest inputs (a clear InputTooSmallError otherwise, naming the layer where the map vanishes):
 75×75 for the main path (torchvision's ``min_size``; 75 → 37 → 35 → 35 → 17 → 17 → 15 → 7 → 3 → 1),
 but 299×299 in training mode with the auxiliary head: its 5×5 conv needs a 5×5 map, which its 5×5/3
-pool only gives from a 17×17 one. Training also needs two values per channel at every BN: the auxiliary head ends at
-1×1, so it cannot train on a batch of one (PyTorch refuses too).
+pool only gives from a 17×17 one. Training also needs two values per channel at every BN: the
+auxiliary head ends at 1×1, so it cannot train on a batch of one (PyTorch refuses too).
 
 Small inputs (``small_input=True``, papers.md §9, weiaicunzai's CIFAR-100 Inception-v3): the stem
 convs have stride 1 and padding 1 (the 1×1 and the last 3×3 unchanged) and both stem max pools go;
