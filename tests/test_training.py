@@ -9,6 +9,8 @@ import pytest
 import minicnn
 import minicnn.functional as F
 from minicnn import nn, optim
+from minicnn.data import DataLoader
+from minicnn.data import transforms as T
 from minicnn.training import (History, ModelEMA, Recipe, Trainer, TrainingDiverged, accuracy, clip_grad_norm_,
                               load_checkpoint, mixup, one_hot, topk_correct)
 
@@ -23,35 +25,21 @@ def with_grad(values, grad):
     return p
 
 
-class ArrayLoader:
-    """A small re-iterable loader over arrays with its own seeded shuffling generator and a state dict
-    (the interface the Trainer uses from minicnn.data.DataLoader)."""
+class CrashAt:
+    """A transform that raises ``error`` on its ``call``-th batch: a run killed in the middle of an epoch."""
 
-    def __init__(self, images, labels, batch_size, seed=0, shuffle=True, fail_at=None):
-        self.images, self.labels, self.batch_size, self.shuffle = images, labels, batch_size, shuffle
-        self.rng = np.random.default_rng(seed)
-        self.fail_at = fail_at          # (epoch index, batch index, exception): simulate a crash there
-        self.epoch = 0
+    def __init__(self, transform, call, error):
+        self.transform, self.call, self.error, self.calls = transform, call, error, 0
 
-    def __len__(self):
-        return len(self.images) // self.batch_size
+    def __call__(self, images, rng):
+        self.calls += 1
+        if self.calls == self.call:
+            raise self.error
+        return self.transform(images, rng)
 
-    def set_epoch(self, epoch):
-        self.epoch = epoch
 
-    def __iter__(self):
-        order = self.rng.permutation(len(self.images)) if self.shuffle else np.arange(len(self.images))
-        for i in range(len(self)):
-            if self.fail_at is not None and self.fail_at[:2] == (self.epoch, i):
-                raise self.fail_at[2]
-            index = order[i * self.batch_size:(i + 1) * self.batch_size]
-            yield self.images[index], self.labels[index]
-
-    def state_dict(self):
-        return {"rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state):
-        self.rng.bit_generator.state = state["rng"]
+def augmentation():
+    return T.Compose([T.RandomCrop(6, padding=1), T.RandomHorizontalFlip()])
 
 
 def tiny_data(n=32, seed=0):
@@ -256,8 +244,8 @@ def test_loss_with_a_teacher_adds_the_distillation_term_at_temperature_20():
 
 # ---------------------------------------------------------------- fitting ----------------------
 
-def make_run(out_dir, epochs=2, fail_at=None, recipe=None, model_seed=0):
-    """A fresh model, optimizer and loaders: what a new process would build before resuming."""
+def make_run(out_dir, crash_at=None, recipe=None, model_seed=0):
+    """A fresh model, optimizer, scheduler and loaders: what a new process would build before resuming."""
     minicnn.manual_seed(model_seed)
     images, labels = tiny_data()
     model = tiny_model()
@@ -265,10 +253,13 @@ def make_run(out_dir, epochs=2, fail_at=None, recipe=None, model_seed=0):
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = optim.SGD([{"params": decay, "weight_decay": 1e-3}, {"params": no_decay, "weight_decay": 0.0}],
                           lr=0.1, momentum=0.9)
+    scheduler = optim.LinearWarmup(optimizer, 3, after=optim.CosineAnnealingLR(optimizer, T_max=5))
     recipe = recipe or Recipe(label_smoothing=0.1, mixup_alpha=0.2, clip_grad_norm=2.0, ema_decay=0.99)
-    return Trainer(model, optimizer, ArrayLoader(images, labels, 8, seed=3, fail_at=fail_at),
-                   ArrayLoader(images[:16], labels[:16], 8, shuffle=False), recipe=recipe,
-                   out_dir=out_dir, seed=11, progress=False, log=lambda *a: None)
+    transform = augmentation() if crash_at is None else CrashAt(augmentation(), crash_at, KeyboardInterrupt())
+    train_loader = DataLoader((images, labels), 8, shuffle=True, drop_last=True, seed=3, transform=transform)
+    val_loader = DataLoader((images[:16], labels[:16]), 8)
+    return Trainer(model, optimizer, train_loader, val_loader, recipe=recipe, scheduler=scheduler,
+                   scheduler_interval="step", out_dir=out_dir, seed=11, progress=False, log=lambda *a: None)
 
 
 def flat_state(trainer):
@@ -281,19 +272,27 @@ def flat_state(trainer):
     return state
 
 
-def test_resuming_after_a_crash_gives_bit_identical_weights_and_optimizer_state(tmp_path):
-    straight = make_run(tmp_path / "straight")
+TRICKS = Recipe(label_smoothing=0.1, mixup_alpha=0.2, clip_grad_norm=2.0, ema_decay=0.99)
+# float16 with a loss scale that overflows now and then and grows every 3 clean steps: the scaler's state matters
+MIXED_PRECISION = Recipe(amp=True, loss_scale=2.0 ** 17, scale_growth_interval=3, ema_decay=0.99)
+
+
+@pytest.mark.parametrize("recipe", [TRICKS, MIXED_PRECISION], ids=["tricks", "amp"])
+def test_resuming_after_a_crash_gives_bit_identical_weights_and_optimizer_state(tmp_path, recipe):
+    straight = make_run(tmp_path / "straight", recipe=recipe)
     straight.fit(2)
 
-    crashed = make_run(tmp_path / "crashed", fail_at=(1, 2, KeyboardInterrupt()))    # killed in epoch 2
+    crashed = make_run(tmp_path / "crashed", crash_at=4 + 3, recipe=recipe)    # killed at batch 3 of 4, epoch 2
     with pytest.raises(KeyboardInterrupt):
         crashed.fit(2)
     assert load_checkpoint(tmp_path / "crashed" / "checkpoint.npz")["epoch"] == 1
 
-    resumed = make_run(tmp_path / "crashed", model_seed=123)        # a new process: other initial weights
+    resumed = make_run(tmp_path / "crashed", model_seed=123, recipe=recipe)     # a new process, other weights
     assert resumed.resume(tmp_path / "crashed" / "checkpoint.npz") == 1
     resumed.fit(2)
 
+    assert resumed.optimizer.param_groups[0]["lr"] == straight.optimizer.param_groups[0]["lr"]
+    assert resumed.scheduler.state_dict() == straight.scheduler.state_dict()
     expected, actual = flat_state(straight), flat_state(resumed)
     assert expected.keys() == actual.keys()
     for key in expected:
@@ -301,6 +300,7 @@ def test_resuming_after_a_crash_gives_bit_identical_weights_and_optimizer_state(
         assert actual[key].dtype == expected[key].dtype
     assert resumed.history.records[1]["train_loss"] == straight.history.records[1]["train_loss"]
     assert len(resumed.history) == 2
+    assert resumed.scaler.state_dict() == straight.scaler.state_dict()
 
 
 def test_a_nan_loss_stops_training_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path):
@@ -310,7 +310,7 @@ def test_a_nan_loss_stops_training_with_a_clear_message_and_keeps_the_last_check
     poisoned[:] = np.nan
     trainer.fit(1)
     before = (tmp_path / "checkpoint.npz").read_bytes()
-    trainer.train_loader = ArrayLoader(poisoned, labels, 8)
+    trainer.train_loader = DataLoader((poisoned, labels), 8)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1.*epoch 1.*intact"):
         trainer.fit(3)
     assert (tmp_path / "checkpoint.npz").read_bytes() == before

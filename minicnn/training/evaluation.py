@@ -89,18 +89,24 @@ def evaluate(model, batches, ks=(1, 5)):
     """Mean cross-entropy and top-k accuracies of ``model`` over ``batches`` (an iterable of
     (images, labels) arrays, e.g. a DataLoader), in eval mode without a graph.
 
-    Returns {"loss": float, "acc": top-1 accuracy, "top5": top-5 accuracy, "n": images}.
+    Returns {"loss": float, "acc": top-1 accuracy, "top5": top-5 accuracy, "n": images,
+    "predictions": the predicted classes (N,), "labels": the true ones (N,)}.
     """
-    loss, correct, n = AverageMeter(), np.zeros(len(ks)), 0
+    loss, correct, n, predictions, targets = AverageMeter(), np.zeros(len(ks)), 0, [], []
     for images, labels in batches:
         labels = backend.as_numpy(labels)
         logits = predict_logits(model, images)
         xp = backend.get_array_module(logits)
         log_p = xp.log(softmax(logits.astype(np.float64)))
         loss.update(float(-log_p[xp.arange(len(labels)), xp.asarray(labels)].mean()), len(labels))
-        correct += topk_correct(backend.as_numpy(logits), labels, ks)
+        logits = backend.as_numpy(logits)
+        correct += topk_correct(logits, labels, ks)
+        predictions.append(logits.argmax(axis=1))
+        targets.append(labels)
         n += len(labels)
-    result = {"loss": loss.average, "n": n}
+    result = {"loss": loss.average, "n": n,
+              "predictions": np.concatenate(predictions) if predictions else np.zeros(0, np.int64),
+              "labels": np.concatenate(targets) if targets else np.zeros(0, np.int64)}
     for k, c in zip(ks, correct):
         result["acc" if k == 1 else f"top{k}"] = c / n if n else float("nan")
     return result

@@ -130,6 +130,7 @@ class Trainer:
                     if self.recipe.ema_decay is not None else None)
         self.history = History()
         self.epoch = 0                          # epochs completed
+        self.last_validation = None             # evaluate()'s result after the last epoch (with predictions)
         if teacher is not None:
             teacher.eval()
         if self.recipe.mixup_alpha and self.num_classes is None:
@@ -142,7 +143,9 @@ class Trainer:
         for epoch in range(self.epoch + 1, epochs + 1):
             record = {"epoch": epoch, **self.train_epoch(epoch, epochs)}
             if self.val_loader is not None:
-                record.update({f"val_{k}": v for k, v in self.validate().items() if k != "n"})
+                self.last_validation = self.validate()
+                record.update({f"val_{k}": v for k, v in self.last_validation.items()
+                               if k in ("loss", "acc", "top5")})
             self._scheduler_epoch_step(record)
             self.epoch = epoch
             self.history.append(record)
