@@ -187,11 +187,16 @@ savefig(fig, args, "09_excitation_by_class")
 #
 # | gate | channels | mean s | spread between classes |
 # |---|---|---|---|
-# | layer1 (28×28) | 8 | FILL | FILL |
-# | layer2 (14×14) | 16 | FILL | FILL |
-# | layer3 (7×7) | 32 | FILL | FILL |
+# | layer1 (28×28) | 8 | 0.560 | 0.012 |
+# | layer2 (14×14) | 16 | 0.509 | 0.012 |
+# | layer3 (7×7) | 32 | 0.511 | 0.037 |
 #
-# FILL_CLAIM
+# ("Spread" is the standard deviation over the ten classes of the per-class mean excitation,
+# averaged over the channels.) The direction of the paper's claim shows even at this tiny scale:
+# the two early gates treat every class alike (spread 0.012, the ten curves lie on top of each
+# other), the last gate's excitations differ between classes three times as much (0.037). Most
+# gates also sit near 0.5: after 3 epochs they have barely moved from where a sigmoid of small
+# inputs starts, so do not expect the paper's saturated, near-binary gates of a trained SE-ResNet-50.
 #
 # ## 5. SE-ResNet vs ResNet
 
@@ -204,4 +209,12 @@ ax.legend()
 savefig(fig, args, "09_se_vs_resnet")
 
 # %% [markdown]
-# FILL_COMPARISON
+# The full run (2,000 training images, 3 epochs, 1,000 test images, one seed) printed:
+# ResNet-8 19,810 parameters, test accuracy 43.3 → 41.6 → 57.0 % over the three epochs;
+# SE-ResNet-8 20,552 parameters (+3.7 %), 30.4 → 50.5 → 57.6 %. The final 0.6-point gap is far
+# inside the noise: with 1,000 test images the binomial standard error alone is about 1.6 points,
+# and the epoch-to-epoch jumps (41.6 → 57.0) are ten times larger. So this run shows that SE trains
+# and costs little, not that it helps: the paper's 1.5-point gain (ResNet-50 24.80 → 23.29 % top-1
+# error) needs ImageNet-scale data and training. SE-ResNet-8 also took about 1.6× the wall time per
+# epoch here — the gates are cheap in multiply-adds but each adds several small Python-level
+# operations, which dominate for a network this small on a loaded CPU.
