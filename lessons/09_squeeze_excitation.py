@@ -87,7 +87,7 @@ for name, pa, pb, ma, mb in rows:
 
 # %% [markdown]
 # The full run prints ResNet-18 11,689,512 → SE-ResNet-18 11,778,592 parameters (+0.8 %), 1.814 →
-# 1.814 GMACs (+0.005 %); ResNet-50 25,557,032 → 28,088,024 (+9.9 %), 4.089 → 4.092 GMACs (+0.06 %).
+# 1.814 GMACs (+0.00 % as printed: the gates add about 0.1 MMACs); ResNet-50 25,557,032 → 28,088,024 (+9.9 %), 4.089 → 4.092 GMACs (+0.06 %).
 # The paper's claim checks out: "~2.5 M extra parameters, ~10 %" for ResNet-50 and 3.86 → 3.87
 # GFLOPs. Most of SE-ResNet-50's extra weights sit in the last stage (2048 channels: 2·2048²/16
 # ≈ 0.5 M per gate) — which is why the paper's Table 13 notes that dropping SE from stage 4 saves
