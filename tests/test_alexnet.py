@@ -67,7 +67,8 @@ def test_paper_network_layers_follow_the_paper():
     assert [f.conv2.groups, f.conv3.groups, f.conv4.groups, f.conv5.groups] == [2, 1, 2, 2]
     names = list(f._modules)
     for i in (1, 2):   # ReLU, then LRN, then the overlapping pool
-        assert names[names.index(f"conv{i}") + 1:names.index(f"conv{i}") + 4] == [f"relu{i}", f"norm{i}", f"pool{i}"]
+        after = names.index(f"conv{i}") + 1
+        assert names[after:after + 3] == [f"relu{i}", f"norm{i}", f"pool{i}"]
         lrn = getattr(f, f"norm{i}")
         assert (lrn.size, lrn.alpha, lrn.beta, lrn.k, lrn.convention) == (5, 1e-4, 0.75, 2.0, "paper")
     for pool in (f.pool1, f.pool2, f.pool5):
@@ -82,7 +83,8 @@ def test_paper_network_layers_follow_the_paper():
 def test_paper_init_draws_weights_from_n_0_001_and_sets_the_biases_of_conv2_4_5_fc6_fc7_to_one():
     minicnn.manual_seed(0)
     net = models.alexnet_paper(width_mult=1 / 4)
-    biases = {name: float(m.bias.data.mean()) for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    biases = {name: float(m.bias.data.mean()) for name, m in net.named_modules()
+              if isinstance(m, (nn.Conv2d, nn.Linear))}
     assert biases == {"features.conv1": 0.0, "features.conv2": 1.0, "features.conv3": 0.0, "features.conv4": 1.0,
                       "features.conv5": 1.0, "classifier.fc6": 1.0, "classifier.fc7": 1.0, "classifier.fc8": 0.0}
     weights = net.classifier.fc6.weight.data            # 1024 × 2304 draws: std within 1%
@@ -136,7 +138,8 @@ def test_full_size_forward(build, shape):
 
 
 def test_small_variants_take_28_and_32_inputs():
-    assert _forward(models.alexnet(num_classes=10, small_input=True, width_mult=1 / 8), (2, 3, 32, 32)).shape == (2, 10)
+    colour = models.alexnet(num_classes=10, small_input=True, width_mult=1 / 8)
+    assert _forward(colour, (2, 3, 32, 32)).shape == (2, 10)
     grey = models.alexnet(num_classes=10, in_channels=1, small_input=True, input_size=28, width_mult=1 / 8)
     assert _forward(grey, (2, 1, 28, 28)).shape == (2, 10)
     paper = models.alexnet_paper(num_classes=10, in_channels=1, small_input=True, input_size=28, width_mult=1 / 8)

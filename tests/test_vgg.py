@@ -160,8 +160,8 @@ def test_fc_to_conv_turns_fc6_into_a_7x7_conv_and_fc7_fc8_into_1x1_convs_with_th
         np.testing.assert_array_equal(conv.weight.data.reshape(fc.weight.shape), fc.weight.data)
         np.testing.assert_array_equal(conv.bias.data, fc.bias.data)
     assert dense.features is net.features
-    assert [type(m).__name__ for m in dense.classifier] == ["Conv2d", "ReLU", "Dropout", "Conv2d", "ReLU", "Dropout",
-                                                            "Conv2d"]
+    assert [type(m).__name__ for m in dense.classifier] == ["Conv2d", "ReLU", "Dropout", "Conv2d", "ReLU",
+                                                            "Dropout", "Conv2d"]
     alexnet_convs = [m for m in models.fc_to_conv(models.alexnet(width_mult=1 / 16)).classifier
                      if isinstance(m, nn.Conv2d)]
     assert alexnet_convs[0].kernel_size == (6, 6)

@@ -173,8 +173,10 @@ def alexnet_paper(num_classes=1000, in_channels=3, grouped=True, lrn_convention=
         ("pool5", nn.MaxPool2d(3, 2)),
     ]))
     classifier = nn.Sequential(OrderedDict([
-        ("fc6", nn.Linear(c5 * side * side, hidden)), ("relu6", nn.ReLU()), ("drop6", nn.Dropout(dropout, dropout_mode)),
-        ("fc7", nn.Linear(hidden, hidden)), ("relu7", nn.ReLU()), ("drop7", nn.Dropout(dropout, dropout_mode)),
+        ("fc6", nn.Linear(c5 * side * side, hidden)), ("relu6", nn.ReLU()),
+        ("drop6", nn.Dropout(dropout, dropout_mode)),
+        ("fc7", nn.Linear(hidden, hidden)), ("relu7", nn.ReLU()),
+        ("drop7", nn.Dropout(dropout, dropout_mode)),
         ("fc8", nn.Linear(hidden, num_classes)),
     ]))
     model = AlexNet(features, nn.Identity(), classifier, final_size=(side, side))

@@ -192,7 +192,8 @@ def _constructor(name, config, batch_norm, doc):
                    small_input=small_input, init=init, dropout=dropout, width_mult=width_mult,
                    lrn_convention=lrn_convention)
     build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{doc}\n\n    Arguments as ``vgg`` (num_classes, in_channels, small_input, init, dropout, width_mult)."
+    build.__doc__ = (f"{doc}\n\n    Arguments as ``vgg`` (num_classes, in_channels, small_input, init, dropout, "
+                     f"width_mult).")
     return register(build)
 
 
