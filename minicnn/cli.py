@@ -112,13 +112,14 @@ def fit_input_size(model, in_channels, size, name):
     import minicnn
     from .models import InputSizeError
     candidates = [size, 32] if size == 28 else [size]
+    dtype = next(iter(model.parameters())).dtype
     was_training = model.training
     model.eval()
     try:
         for s in candidates:
             try:
                 with minicnn.no_grad():
-                    model(minicnn.Tensor(np.zeros((2, in_channels, s, s), np.float32)))
+                    model(minicnn.Tensor(np.zeros((2, in_channels, s, s), dtype)))
                 return s
             except (InputSizeError, ValueError) as error:
                 problem = error
@@ -516,6 +517,19 @@ def summary(args):
     return 0
 
 
+def _move_off_the_kinks(model, rng):
+    """Give the constant-initialised 1-D parameters (BN γ = 1 or 0, β = 0, biases 0) random values.
+
+    With zero-γ and β = 0 a residual branch outputs exactly 0, so wherever the shortcut is 0 too (after a
+    ReLU, half the values) the block's ReLU sits exactly on its kink: the function is not differentiable
+    there, and finite differences disagree with any subgradient. Random γ ∈ [0.5, 1.5], β ~ N(0, 0.1²)
+    keep every ReLU input away from 0 (almost surely), so the check tests the backward code only."""
+    for name, p in model.named_parameters():
+        if p.ndim == 1:
+            p.data[...] = (rng.uniform(0.5, 1.5, p.shape) if name.endswith("weight")
+                           else rng.normal(0.0, 0.1, p.shape))
+
+
 def gradcheck_model(args):
     import minicnn
     from .gradcheck import gradcheck
@@ -523,6 +537,7 @@ def gradcheck_model(args):
         minicnn.manual_seed(args.seed)
         model, kwargs = build_model(args.model, 3, 1, 28, tiny=True)
         model.double()
+        _move_off_the_kinks(model, np.random.default_rng(args.seed))
         size = fit_input_size(model, 1, 28, args.model)
         x = minicnn.Tensor(np.random.default_rng(args.seed).standard_normal((2, 1, size, size)), requires_grad=True)
 
@@ -534,9 +549,13 @@ def gradcheck_model(args):
         result = gradcheck(forward, [x], params=list(model.named_parameters()), mode="directional",
                            directions=args.directions, raise_exception=False)
     from .models import count_parameters
-    print(f"{args.model} ({', '.join(f'{k}={v:g}' for k, v in kwargs.items())}; {count_parameters(model):,} "
-          f"parameters), float64, input 2×1×{size}×{size}, training mode: {time.perf_counter() - started:.1f} s")
-    print(result)
+    settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in kwargs.items())
+    print(f"{args.model} ({settings}; {count_parameters(model):,} parameters), float64, input 2×1×{size}×{size}, "
+          f"training mode, {time.perf_counter() - started:.1f} s")
+    verdict = "passed" if result.ok else "FAILED"
+    print(f"gradcheck (directional, {args.directions} random directions over the input and "
+          f"{len(result.checked) - 1} parameter tensors) {verdict}: worst {result.worst_name} analytic="
+          f"{result.analytic:.10g} numerical={result.numerical:.10g} relative error={result.relative_error:.3g}")
     return 0 if result.ok else 1
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import minicnn
 from minicnn import cli
+from minicnn.training import Trainer
 
 QUICK = ["--epochs", "1", "--limit", "256", "--no-progress"]
 
@@ -67,13 +68,22 @@ def test_dense_evaluation_of_a_network_with_a_fixed_size_head_is_a_clean_error(t
     assert "dense" in capsys.readouterr().err
 
 
-def test_resume_from_the_checkpoint_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, capsys):
-    common = ["--limit", "96", "--batch-size", "32", "--no-progress", "--label-smoothing", "0.1", "--mixup", "0.2",
-              "--clip", "2", "--ema", "0.9"]
-    cli.main(["train", "cnn", "--epochs", "2", *common, "--out", str(tmp_path / "straight")])
-    cli.main(["train", "cnn", "--epochs", "1", *common, "--out", str(tmp_path / "split")])
-    assert cli.main(["train", "--resume", str(tmp_path / "split" / "checkpoint.npz"), "--epochs", "2",
-                     "--no-progress"]) == 0
+def test_resume_from_the_checkpoint_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, capsys,
+                                                                                        monkeypatch):
+    common = ["cnn", "--epochs", "2", "--limit", "96", "--batch-size", "32", "--no-progress", "--label-smoothing",
+              "0.1", "--mixup", "0.2", "--clip", "2", "--ema", "0.9"]
+    assert cli.main(["train", *common, "--out", str(tmp_path / "straight")]) == 0
+
+    save = Trainer.save
+
+    def save_then_get_killed(self):
+        save(self)
+        raise KeyboardInterrupt              # Ctrl-C right after the first checkpoint
+
+    monkeypatch.setattr(Trainer, "save", save_then_get_killed)
+    assert cli.main(["train", *common, "--out", str(tmp_path / "split")]) == 130
+    monkeypatch.setattr(Trainer, "save", save)
+    assert cli.main(["train", "--resume", str(tmp_path / "split" / "checkpoint.npz"), "--no-progress"]) == 0
     assert "resuming cnn from epoch 1" in capsys.readouterr().out
     straight = minicnn.load(tmp_path / "straight" / "checkpoint.npz")
     resumed = minicnn.load(tmp_path / "split" / "checkpoint.npz")
@@ -145,7 +155,7 @@ def test_bad_arguments_exit_nonzero_with_one_line_and_no_traceback(args, message
 
 
 def test_a_missing_data_set_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    from minicnn.data import fashion_mnist
+    fashion_mnist = sys.modules["minicnn.data.fashion_mnist"]
     monkeypatch.setenv("MINICNN_DATA", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "nowhere")    # the machine may have the files
