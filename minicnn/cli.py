@@ -79,8 +79,9 @@ def model_names():
     return sorted(set(LOCAL_MODELS) | set(models.list_models()))
 
 
-def build_model(name, num_classes, in_channels, input_size, small_input=True, tiny=False):
-    """(model, the keyword arguments it was built with). ``tiny``: the narrowest width (gradient checks)."""
+def build_model(name, num_classes, in_channels, input_size, small_input=True, tiny=False, width=1.0):
+    """(model, the keyword arguments it was built with). ``width`` multiplies every layer's channels (the
+    constructor's ``width_mult``, or its base ``width``); ``tiny``: the narrowest network (gradient checks)."""
     from . import models
     constructor = LOCAL_MODELS.get(name)
     if constructor is None:
@@ -94,6 +95,11 @@ def build_model(name, num_classes, in_channels, input_size, small_input=True, ti
               "input_size": input_size if small_input else None}
     if tiny:
         wanted.update(width=4, width_mult=1 / 16)
+    elif width != 1.0:
+        if "width" not in accepted and "width_mult" not in accepted:
+            raise CommandError(f"{name} has no width option; --width works with resnet8 and the registered models")
+        base = accepted["width"].default if "width" in accepted else None
+        wanted.update(width_mult=width, width=max(1, round(base * width)) if base else None)
     kwargs = {k: v for k, v in wanted.items() if k in accepted and v is not None}
     return constructor(**kwargs), kwargs
 
@@ -239,6 +245,8 @@ def build_parser():
     train = commands.add_parser("train", help="train a network (default: resnet8 on the bundled mini Fashion-MNIST)")
     train.add_argument("model", nargs="?", default=None, metavar="MODEL",
                        help=f"network to train (default: {DEFAULT_MODEL}); see `minicnn summary --list`")
+    train.add_argument("--width", type=_number(float, 0), default=1.0,
+                       help="channel width multiplier of the network (e.g. 0.25 for a fast narrow VGG or Inception)")
     train.add_argument("--dataset", choices=sorted(DATASETS), default="fashion-mnist-mini")
     train.add_argument("--download", action="store_true", help="download the data set if it is not on disk")
     train.add_argument("--epochs", type=_number(int, 0), default=None, help="number of epochs (default: 8)")
@@ -301,8 +309,9 @@ def build_parser():
 
 # ---- train ------------------------------------------------------------------------------------------
 
-TRAINING_SETTINGS = ("model", "dataset", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
-                     "warmup", "label_smoothing", "mixup", "clip", "ema", "amp", "augment", "seed", "limit", "epochs")
+TRAINING_SETTINGS = ("model", "width", "dataset", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
+                     "schedule", "warmup", "label_smoothing", "mixup", "clip", "ema", "amp", "augment", "seed", "limit",
+                     "epochs")
 
 
 def make_optimizer(args, model):
@@ -383,7 +392,7 @@ def train(args):
     classes = spec.classes
 
     minicnn.manual_seed(args.seed)
-    model, model_kwargs = build_model(args.model, classes, in_channels, size)
+    model, model_kwargs = build_model(args.model, classes, in_channels, size, width=args.width)
     input_size = fit_input_size(model, in_channels, size, args.model)
     if args.device == "cuda":
         model.to("cuda")

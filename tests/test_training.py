@@ -344,3 +344,19 @@ def test_scheduler_per_step_is_stepped_after_every_batch():
     trainer.scheduler, trainer.scheduler_interval = Counting(), "step"
     trainer.fit(1)
     assert trainer.scheduler.steps == len(trainer.train_loader)
+
+
+def test_a_tiny_inception_v3_trains_with_its_auxiliary_loss_through_the_trainer():
+    from minicnn import models
+    minicnn.manual_seed(0)
+    model = models.inception_v3(num_classes=3, in_channels=1, small_input=True, width_mult=1 / 16)
+    images, labels = tiny_data(n=4)
+    images = np.repeat(np.repeat(images, 5, axis=2), 5, axis=3)[:, :, :28, :28].copy()      # 28×28
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.01), [(images, labels)], progress=False,
+                      log=lambda *a: None)
+    outputs = model(minicnn.Tensor(images))
+    assert isinstance(outputs, tuple) and len(outputs) == 2                   # (logits, aux) in training mode
+    expected = F.cross_entropy(outputs[0], labels).item() + 0.4 * F.cross_entropy(outputs[1], labels).item()
+    assert trainer.loss(outputs, labels, images).item() == pytest.approx(expected, rel=1e-5)
+    loss, logits, classes = trainer.train_step(images, labels)
+    assert math.isfinite(loss) and logits.shape == (4, 3)
