@@ -143,14 +143,15 @@ class DatasetSpec:
     std: tuple
     flip: bool           # horizontal flips are a valid augmentation (not for digits)
     pad: int             # random-crop padding of the training augmentation
+    names: str = "CLASSES"     # the class names in minicnn.data (for the confusion matrix)
     classes: int = 10
 
 
 DATASETS = {
     "fashion-mnist-mini": DatasetSpec("fashion_mnist_mini", (0.2860,), (0.3530,), True, 2),
     "fashion-mnist": DatasetSpec("fashion_mnist", (0.2860,), (0.3530,), True, 2),
-    "mnist": DatasetSpec("mnist", (0.1307,), (0.3081,), False, 2),
-    "cifar10": DatasetSpec("cifar10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True, 4),
+    "mnist": DatasetSpec("mnist", (0.1307,), (0.3081,), False, 2, "MNIST_CLASSES"),
+    "cifar10": DatasetSpec("cifar10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True, 4, "CIFAR10_CLASSES"),
 }
 
 
@@ -166,6 +167,11 @@ def load_dataset(name, download=False, limit=None, train=True, test=True, progre
         arrays = (function(train=True, download=download, progress=progress) if train else (None, None)) + \
                  (function(train=False, download=download, progress=progress) if test else (None, None))
     return tuple(None if a is None else a[:limit] for a in arrays)
+
+
+def _class_names(dataset):
+    from . import data
+    return getattr(data, DATASETS[dataset].names, None)
 
 
 def make_transform(spec, size, augment):
@@ -441,7 +447,8 @@ def _finish_training(trainer, result, args, can_plot):
     if can_plot:
         from .viz import plot_confusion_matrix
         counts = confusion_matrix(result["predictions"], result["labels"], trainer.num_classes)
-        plot_confusion_matrix(counts, args.out / "confusion.png", title=f"{args.model} on {args.dataset}")
+        plot_confusion_matrix(counts, args.out / "confusion.png", classes=_class_names(args.dataset),
+                              title=f"{args.model} on {args.dataset}")
     files = ["checkpoint.npz", "model.npz", "history.json"] + (["curves.png", "confusion.png"] if can_plot else [])
     print(f"written to {args.out}: {', '.join(files)}")
 
@@ -494,7 +501,8 @@ def evaluate_checkpoint(args):
     if importlib.util.find_spec("matplotlib") is not None:
         from .viz import plot_confusion_matrix
         path = args.checkpoint.parent / f"confusion_{args.protocol}.png"
-        plot_confusion_matrix(confusion_matrix(p, y_test, p.shape[1]), path, title=f"{saved['model']}, {args.protocol}")
+        plot_confusion_matrix(confusion_matrix(p, y_test, p.shape[1]), path, classes=_class_names(saved["dataset"]),
+                              title=f"{saved['model']}, {args.protocol}")
         print(f"confusion matrix: {path}")
     print(f"test accuracy: {top1:.1%}")
     return top1

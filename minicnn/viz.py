@@ -51,9 +51,10 @@ def _save(fig, path):
 
 def plot_history(history, path, title=None):
     """Three panels against the epoch: training and validation loss; training and validation top-1
-    accuracy (and validation top-5); the learning rate (log scale). ``history`` is a
+    accuracy (and validation top-5); the learning rate (step by step when recorded). ``history`` is a
     ``minicnn.training.History`` or a list of its records."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
     records = _records(history)
     fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(13, 3.8))
     for key, label in (("train_loss", "train"), ("val_loss", "validation")):
@@ -66,15 +67,19 @@ def plot_history(history, path, title=None):
         if values:
             acc_ax.plot(epochs, [100 * v for v in values], marker="o", label=label)
     acc_ax.set(xlabel="epoch", ylabel="%", title="accuracy")
-    epochs, values = _column(records, "lr")
-    lr_ax.plot(epochs, values, marker="o")
-    if values and min(values) > 0:
-        lr_ax.set_yscale("log")
-    lr_ax.set(xlabel="epoch", ylabel="learning rate (last step)", title="learning rate")
+    # The lr within each epoch when the records have it (a per-step schedule), else one point per epoch.
+    steps, values = [], []
+    for r in records:
+        trace = r.get("lr_steps") or ([r["lr"]] if r.get("lr") is not None else [])
+        steps += [r["epoch"] - 1 + (i + 1) / len(trace) for i in range(len(trace))]
+        values += trace
+    lr_ax.plot(steps, values, marker="o" if len(values) <= len(records) else None)
+    lr_ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate")
     for ax in (loss_ax, acc_ax):
         ax.legend()
     for ax in (loss_ax, acc_ax, lr_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

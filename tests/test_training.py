@@ -360,3 +360,14 @@ def test_a_tiny_inception_v3_trains_with_its_auxiliary_loss_through_the_trainer(
     assert trainer.loss(outputs, labels, images).item() == pytest.approx(expected, rel=1e-5)
     loss, logits, classes = trainer.train_step(images, labels)
     assert math.isfinite(loss) and logits.shape == (4, 3)
+
+
+def test_a_plateau_schedule_after_warm_up_gets_the_validation_loss_every_epoch():
+    trainer = make_run(None, recipe=Recipe())
+    plateau = optim.ReduceLROnPlateau(trainer.optimizer, factor=0.5, patience=0)
+    trainer.scheduler, trainer.scheduler_interval = optim.LinearWarmup(trainer.optimizer, 1, after=plateau), "epoch"
+    seen = []
+    step = plateau.step
+    plateau.step = lambda metric: (seen.append(metric), step(metric))
+    trainer.fit(3)
+    assert seen == [r["val_loss"] for r in trainer.history.records[1:]]      # epoch 1 was the warm-up

@@ -3,9 +3,12 @@ list of dicts and written to a JSON file after every epoch.
 
 A record looks like
 
-    {"epoch": 3, "lr": 0.0412, "train_loss": 0.418, "train_acc": 0.851, "val_loss": 0.361,
-     "val_acc": 0.872, "val_top5": 0.997, "images_per_s": 812.4, "seconds": 12.3, "skipped_steps": 0}
+    {"epoch": 3, "lr": 0.0412, "lr_steps": [0.0498, …, 0.0412], "train_loss": 0.418, "train_acc": 0.851,
+     "val_loss": 0.361, "val_acc": 0.872, "val_top5": 0.997, "images_per_s": 812.4, "seconds": 12.3,
+     "skipped_steps": 0}
 
+("lr" is the learning rate of the epoch's last step, "lr_steps" the lr of its steps, evenly thinned to at
+most 50.)
 (``val_*`` are missing when there is no validation data). The file is written atomically (temporary
 file, fsync, rename), so a run killed while writing leaves the previous history intact.
 ``minicnn.viz.plot_history`` draws the curves from it.

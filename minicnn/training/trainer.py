@@ -162,7 +162,7 @@ class Trainer:
             self.train_loader.set_epoch(epoch - 1)
         loss_meter, correct, seen = AverageMeter(), 0, 0
         skipped_before = self.scaler.skipped_steps
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr, lrs = self.optimizer.param_groups[0]["lr"], []
         total = len(self.train_loader) if hasattr(self.train_loader, "__len__") else None
         bar = tqdm(self.train_loader, total=total, desc=f"epoch {epoch}/{epochs or '?'}", unit="batch",
                    disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True)
@@ -170,6 +170,7 @@ class Trainer:
         try:
             for step, (images, labels) in enumerate(bar, 1):
                 lr = self.optimizer.param_groups[0]["lr"]
+                lrs.append(float(lr))
                 loss, logits, classes = self.train_step(images, labels, where=f"epoch {epoch}, step {step}")
                 loss_meter.update(loss, len(classes))
                 correct += int((backend.as_numpy(logits).argmax(axis=1) == backend.as_numpy(classes)).sum())
@@ -179,7 +180,9 @@ class Trainer:
         finally:
             bar.close()
         seconds = time.perf_counter() - started
-        return {"lr": float(lr), "train_loss": loss_meter.average, "train_acc": correct / max(seen, 1),
+        # The lr of each step, thinned to at most 50 per epoch: the curve of a per-step schedule (warm-up, cosine).
+        every = max(1, math.ceil(len(lrs) / 50))
+        return {"lr": float(lr), "lr_steps": lrs[::every], "train_loss": loss_meter.average, "train_acc": correct / max(seen, 1),
                 "images_per_s": seen / seconds if seconds > 0 else float("nan"), "seconds": seconds,
                 "skipped_steps": self.scaler.skipped_steps - skipped_before}
 
@@ -330,11 +333,10 @@ def _infer_num_classes(model):
 
 
 def _is_plateau(scheduler):
-    try:
-        from ..optim.lr_scheduler import ReduceLROnPlateau
-    except ImportError:
-        return False
-    return isinstance(scheduler, ReduceLROnPlateau)
+    """ReduceLROnPlateau, alone or after a LinearWarmup: its step() takes the validation metric."""
+    from ..optim.lr_scheduler import ReduceLROnPlateau
+    return isinstance(scheduler, ReduceLROnPlateau) or isinstance(getattr(scheduler, "after", None),
+                                                                  ReduceLROnPlateau)
 
 
 def _summary(record, epochs):
