@@ -292,7 +292,27 @@ savefig(fig, args, "08_label_smoothing")
 # %% [markdown]
 # ## What the full run printed
 #
-# RESULTS
+# (`python lessons/08_inception_v3.py`; the mini Inception has 21,558 parameters and trained 60 steps of
+# batch 64 — 3 epochs of 1,280 images at 14×14 — in about 3 minutes per run on a shared 2-core CPU;
+# tested on 1,000 images.)
+#
+# * Factorisation, measured by `summary` with C = 64: 5×5 → two 3×3 **28%** fewer multiply-adds
+#   (125.4M → 90.3M on 35×35); 3×3 → 1×3 + 3×1 **33%**; 7×7 → 1×7 + 7×1 **71%**. InceptionA at 35×35×192:
+#   255,904 parameters, 312.3M MACs; InceptionC at 17×17×768: 1,297,408 parameters, 374.1M MACs.
+# * Grid reduction 35×35×320 → 17×17×640: pool → conv 532.7M MACs, conv → pool 2,257.9M (4.2×), conv ‖
+#   pool **266.3M** (half of pool → conv, without its 17×17×320 bottleneck). Mixed_6a: 1,153,280
+#   parameters, 401.9M MACs.
+# * Auxiliary head: in train mode the model returns `InceptionOutputs(logits (8, 10), aux_logits (8, 10))`,
+#   in eval mode a single (8, 10) tensor.
+# * RMSProp's first step at |g| = 1: TF form (ε = 1 inside the root, ms starting at 1) 0.710·lr,
+#   PyTorch form with ε = 1: 0.774·lr, PyTorch with ε = 1e-8: 3.419·lr.
+# * Label smoothing, ε = 0 vs 0.1: mean max-softmax on the test images **0.629 vs 0.522**, mean gap
+#   between the two largest logits **1.46 vs 0.98**, mean norm of the centred logit vector **9.70 vs
+#   5.42** — smoothing keeps the logits small and the model less confident, as the paper argues. Test
+#   accuracy 64.2% vs 62.7%: at 60 steps the paper's +0.2% is far below what one short run can resolve.
+# * Clipping at 2.0 was **never triggered** in these runs (0% of steps): the global gradient norm stayed
+#   between about 0.4 and 2.0 (right panel). With RMSProp's ε = 1.0 and BN the gradients of this small
+#   network are already tame; clipping is the safety net for the large, 50-replica training of the paper.
 #
 # Exercises: (1) train the small network with PyTorch's RMSprop at ε = 1.0 and at ε = 1e-8 and compare;
 # (2) remove the clipping and watch the first steps' gradient norms; (3) train `inception_v3(small_input=True,
