@@ -65,12 +65,13 @@ show_source(cifar_resnet)
 # The paper trains on CIFAR-10 for 64k iterations of batch 128. We have a few minutes of a shared
 # CPU, so: the bundled Fashion-MNIST subset, **resized to 14×14** (`minicnn.training.resize`, bilinear;
 # the three stages then work on 14, 7 and 4 pixels), networks at **width 4** (4/8/16 channels instead
-# of 16/32/64), batch 64, SGD with momentum 0.9, lr 0.1, weight decay 1e-4 (the paper's), a few hundred
-# steps. Depths 20 and 56 are the paper's.
+# of 16/32/64), batch 128 (the paper's), SGD with momentum 0.9, lr 0.1, weight decay 1e-4 (the paper's),
+# only 30 steps (two passes over 1,920 images) — about 1/2000 of the paper's 64k iterations. Depths 20 and 56 are the paper's.
 
 # %%
 x_train, y_train, _, _ = fashion_mnist_mini()
 n_train, epochs, width = (64, 1, 4) if args.quick else (1920, 2, 4)
+batch_size = 32 if args.quick else 128
 side = 14
 prepare = T.Compose([T.ToFloat(), T.Normalize([0.2860], [0.3530])])
 images = resize(prepare(x_train[:n_train]), side)
@@ -81,7 +82,7 @@ print(f"{n_train} training images of {images.shape[1:]}, {epochs} epochs, width 
 def train(model, lr=0.1, record_every=None, label=""):
     """Plain SGD loop; returns the per-step training loss and error (and gradient norms when asked)."""
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
-    loader = DataLoader((images, labels), batch_size=64, shuffle=True, seed=0)
+    loader = DataLoader((images, labels), batch_size=batch_size, shuffle=True, seed=0)
     losses, errors, snapshots, step = [], [], {}, 0
     started = time.perf_counter()
     model.train()
@@ -99,7 +100,7 @@ def train(model, lr=0.1, record_every=None, label=""):
             errors.append(float((logits.data.argmax(1) != y).mean()))
             step += 1
     print(f"{label}: {step} steps in {time.perf_counter() - started:.0f} s, "
-          f"training error over the last 10 steps {np.mean(errors[-10:]):.1%}")
+          f"training error over the last 5 steps {np.mean(errors[-5:]):.1%}")
     return np.array(losses), np.array(errors), snapshots
 
 
@@ -118,7 +119,7 @@ def conv_grad_norms(model):
 # runs are the 56-layer ones of the degradation experiment below.
 
 # %%
-record = {0, 20} if not args.quick else {0}
+record = {0, 15} if not args.quick else {0}
 runs = {}
 for name in ("plain20", "plain56", "resnet20", "resnet56"):
     minicnn.manual_seed(0)
@@ -143,10 +144,10 @@ for name in ("plain56", "resnet56"):
 #
 # The paper's Fig. 6 (left): on CIFAR-10, plain-56 has a higher training error than plain-20 for the
 # whole run; (middle) ResNet-56 is below ResNet-20. Here the same four networks trained above
-# (smoothed over 10 steps):
+# (smoothed over 5 steps):
 
 # %%
-def smooth(values, k=10):
+def smooth(values, k=5):
     k = min(k, len(values))
     return np.convolve(values, np.ones(k) / k, mode="valid")
 
@@ -157,13 +158,13 @@ for ax, pair in ((ax1, ("plain20", "plain56")), (ax2, ("resnet20", "resnet56")))
         ax.plot(smooth(runs[name][1]) * 100, style, label=name)
     ax.set(xlabel="step", title=" vs ".join(pair))
     ax.legend()
-ax1.set_ylabel("training error % (10-step mean)")
+ax1.set_ylabel("training error % (5-step mean)")
 fig.suptitle(f"Degradation, scaled down: Fashion-MNIST {n_train} images at {side}×{side}, width {width}, "
              f"{epochs} epochs", fontsize=9)
 savefig(fig, args, "07_degradation")
-final = {name: float(np.mean(run[1][-20:])) for name, run in runs.items()}
+final = {name: float(np.mean(run[1][-5:])) for name, run in runs.items()}
 for name, e in final.items():
-    print(f"{name:9s} training error, last 20 steps: {e:.1%}")
+    print(f"{name:9s} training error, last 5 steps: {e:.1%}")
 
 # %% [markdown]
 # ## 3. Basic block vs bottleneck: 288 vs 17 HWC²
@@ -215,17 +216,36 @@ for use_bn in (True, False):
 fig, ax = plt.subplots(figsize=(6, 3.3))
 for use_bn, run in bn_runs.items():
     ax.plot(smooth(run[0]), label=f"batch_norm={use_bn}")
-ax.set(xlabel="step", ylabel="training loss (10-step mean)", title="VGG-A-small, lr 0.05, with and without BN")
+ax.set(xlabel="step", ylabel="training loss (5-step mean)", title="VGG-A-small, lr 0.05, with and without BN")
 ax.legend()
 savefig(fig, args, "07_batchnorm")
 for use_bn, run in bn_runs.items():
-    print(f"batch_norm={use_bn}: training loss, last 20 steps {np.mean(run[0][-20:]):.3f}, "
-          f"error {np.mean(run[1][-20:]):.1%}")
+    print(f"batch_norm={use_bn}: training loss, last 5 steps {np.mean(run[0][-5:]):.3f}, "
+          f"error {np.mean(run[1][-5:]):.1%}")
 
 # %% [markdown]
 # ## What the full run printed
 #
-# RESULTS
+# (`python lessons/07_batchnorm_resnet.py`: 1,920 bundled Fashion-MNIST training images resized to 14×14,
+# width 4 (4/8/16 channels), batch 128, SGD lr 0.1, momentum 0.9, weight decay 1e-4, **30 steps** per
+# network; plain-56 took 377 s, plain-20 145 s on a shared, loaded 2-core CPU. This is a sketch of the
+# paper's CIFAR-10 experiment at about 1/2000 of its training, not a reproduction.)
+#
+# * Gradient norms at initialisation: plain-56's conv1 gets ‖∂L/∂W‖ = **434**, its last conv 0.087 —
+#   a ratio of 5,000 across the depth: with batch norm the gradient does not vanish towards the input,
+#   it *explodes* (each BN layer divides by the batch's standard deviation). ResNet-56: 1.99 at conv1,
+#   0.21 at the last conv — within a factor 10, and flat across the blocks. After 15 steps plain-56's
+#   first layer is nearly silent (0.0015 vs 0.093 at the top: the early large steps pushed it into a
+#   poor region), while ResNet-56's profile stays flat (0.17 to 0.35).
+# * Degradation: training error over the last 5 steps — **plain-20 68.4%, plain-56 81.4%** (the deeper
+#   plain net is worse on the training set, during the whole run: the paper's Fig. 6 left), **ResNet-20
+#   43.3%, ResNet-56 44.1%** (both far below the plain nets; the paper's "56 below 20" needs far longer
+#   training — here ResNet-56 led for the first 15 steps and the two were level at the end).
+# * Block costs from `summary` (C = 64, 14×14): basic block at 256 channels **288 HWC²** (231,211,008
+#   MACs, 1,180,672 parameters), bottleneck 256→64→256 **17 HWC²** (13,647,872 MACs, 70,400 parameters),
+#   basic block at 64 channels 18 HWC².
+# * Batch norm, VGG-A-small, lr 0.05, 30 steps: training loss over the last 5 steps **0.673 with BN vs
+#   1.884 without**, training error 26.7% vs 69.7%.
 #
 # Exercises: (1) train longer (more data, `side = 28`, width 16) and see whether the gap between
 # plain-20 and plain-56 opens or closes; (2) use `zero_init_residual=True` (Bag of Tricks: γ = 0 in
