@@ -421,3 +421,10 @@ def test_small_variant_memorises_256_fashion_mnist_images(build):
     start = time.time()
     steps = memorise(model, x, y, max_epochs=75)
     assert steps is not None and steps <= 300, f"not at 100% after 300 steps ({time.time() - start:.0f} s)"
+
+
+def test_models_resnet_and_senet_are_the_submodules():
+    """`from minicnn.models import resnet` must give the module (a same-named function once hid it)."""
+    import types
+    from minicnn import models
+    assert isinstance(models.resnet, types.ModuleType) and isinstance(models.senet, types.ModuleType)
