@@ -285,7 +285,6 @@ results = {"single 32": p_single, "dense, 3 scales": p_dense, "multi-crop (Q=40)
 accuracies = {k: float((p.argmax(1) == y_test).mean()) for k, p in results.items()}
 for k, a in accuracies.items():
     print(f"{k:20s} test accuracy {a:.2%}")
-score_map = predict_logits(model.features, resize(x[:1], 64))       # the features' map at Q = 64
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3), gridspec_kw={"width_ratios": [2, 1]})
 ax1.bar(range(len(accuracies)), [a * 100 for a in accuracies.values()])
