@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 05 — AlexNet: sixty million parameters, two GPUs, fancy PCA and ten crops
+# # Lesson 05 — AlexNet: sixty million parameters, two GPUs, fancy PCA and ten crops
 #
 # Krizhevsky, Sutskever and Hinton (2012) won ILSVRC-2012 with eight learned layers: five convolutions
 # and three fully-connected (FC) layers, ReLU after each, local response normalisation (LRN) after

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 06 — VGG: depth from stacks of 3×3, initialising from A, scale jittering, dense evaluation
+# # Lesson 06 — VGG: depth from stacks of 3×3, initialising from A, scale jittering, dense evaluation
 #
 # Simonyan and Zisserman (2014) asked one question: what does **depth** buy, if everything else is kept
 # simple? All their convolutions are 3×3 with stride 1 and padding 1, five 2×2 max pools halve the map,

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 07 — Batch norm and ResNet: why deeper plain nets train worse, and what a shortcut changes
+# # Lesson 07 — Batch norm and ResNet: why deeper plain nets train worse, and what a shortcut changes
 #
 # VGG went to 19 layers; going further, He et al. (2015) observed **degradation**: a deeper plain
 # network has *higher training error* than a shallower one (their Fig. 1 and Fig. 6: plain-56 above

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 08 — Inception-v3: factorised convolutions, grid reduction, the auxiliary head, label smoothing, RMSProp
+# # Lesson 08 — Inception-v3: factorised convolutions, grid reduction, the auxiliary head, label smoothing, RMSProp
 #
 # "Rethinking the Inception Architecture" (Szegedy et al., 2015) is a book of design rules for
 # getting more accuracy per multiply-add. This lesson measures each of them on single blocks and on a

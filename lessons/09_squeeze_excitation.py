@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 09 · Squeeze-and-Excitation: a learned gate on every channel
+# # Lesson 09 — Squeeze-and-Excitation: a learned gate on every channel
 #
 # Hu, Shen, Albanie, Sun, Wu (CVPR 2018; papers.md §6). A convolution mixes channels only inside
 # its small window; SE lets every channel look at the *whole image* once and decide how loud it

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 10 · Bag of Tricks: one ResNet, many small improvements
+# # Lesson 10 — Bag of Tricks: one ResNet, many small improvements
 #
 # He, Zhang, Zhang, Zhang, Xie, Li (CVPR 2019; papers.md §4). The paper takes a plain ResNet-50
 # recipe (75.3 % top-1) and adds tricks one at a time until it reaches 79.29 %. None is a new

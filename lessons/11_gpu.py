@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 11 · minicnn on a GPU: the same code, CuPy arrays
+# # Lesson 11 — minicnn on a GPU: the same code, CuPy arrays
 #
 # Every operation in `minicnn.functional` asks its inputs for their array module
 # (`minicnn.backend.get_array_module`): NumPy arrays give NumPy, CuPy arrays give CuPy. So moving a

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 12 · Transfer learning: reuse what a network learned on other classes
+# # Lesson 12 — Transfer learning: reuse what a network learned on other classes
 #
 # The features of a trained CNN's body — edges, textures, parts — are not specific to the classes
 # it was trained on. With few labelled images of *new* classes, three choices:
