@@ -404,13 +404,18 @@ plt.close(fig)
 # ## Summary (numbers of the full run)
 #
 # * im2col turns a convolution into one GEMM; for a batch of 16 3-channel 28×28 images and 16
-#   3×3 filters it was **~300× faster** than the four nested loops here, with identical results
-#   (difference ~1e-6, float32 rounding).
-# * OH = floor((H + 2P − K)/S) + 1 matched `conv2d` on all 151 combinations; it shows that
-#   AlexNet's 55×55 first layer needs a 227×227 input, not the 224 the paper states.
+#   3×3 filters it took 0.47 ms against 1,113 ms for the four nested loops here — **~2,000×
+#   faster** on one core of the machine of the full run — with identical results (max difference
+#   7.6e-6, float32 rounding).
+# * OH = floor((H + 2P − K)/S) + 1 matched `conv2d` on all 180 combinations; it shows that
+#   AlexNet's 55×55 first layer needs a 227×227 input (224 gives 54×54), not the 224 the paper states.
 # * Receptive fields measured by backpropagation equal the formula: 3, 5, 7, 9, 11, 13 for
 #   stacked 3×3 convs, and 3, 5, 9, 13, 21, 29 when every second layer has stride 2. Three 3×3
-#   convs cover 7×7 with 44.9 % fewer weights than one 7×7.
-# * A 2-conv CNN trained 3 epochs on the 10,000 bundled images reached **88 % test accuracy**,
-#   against 81 % for the linear classifier on the same data. Its conv1 filters went from noise to
-#   oriented edge and blob detectors.
+#   convs cover 7×7 with 44.9 % fewer weights (110,592 vs 200,704 for C = 64) than one 7×7.
+# * A 2-conv CNN (11,274 parameters) trained 3 epochs on the 10,000 bundled images reached
+#   **83.5 % test accuracy**, against 80.6 % for the linear classifier (7,850 parameters) on the
+#   same images and batches. Its conv1 filters moved twice as far as their initial size (mean
+#   |change| 0.21 vs 0.11). Several became edge detectors (maps 2, 5 and 6 light up on the
+#   trouser's vertical edges); filters 1 and 3 were pushed almost uniformly negative, so their
+#   ReLU maps are zero for this image (and map 4 too): "dead" units, a known cost of ReLU with a
+#   large learning rate (try lr = 0.01 and count them).
