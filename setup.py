@@ -38,6 +38,8 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6"],
         # Pillow decodes image files for minicnn.data.ImageFolder; nothing else needs it.
         "images": ["Pillow>=9"],
+        # jupytext turns the percent-format lessons into .ipynb notebooks (lessons/README.md).
+        "notebooks": ["jupytext>=1.14"],
     },
     entry_points={"console_scripts": ["minicnn=minicnn.cli:main"]},
     classifiers=[
