@@ -35,7 +35,7 @@ setup(
         # CUDA 13.x (cupy-cuda11x for CUDA 11.2+). The `gpu` extra picks CUDA 12; on a CUDA 13 machine
         # run `pip install cupy-cuda13x` instead. See README.md, "GPU".
         "gpu": ["cupy-cuda12x>=13"],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        "test": ["pytest>=7", "hypothesis>=6", "jupytext>=1.14"],
         # Pillow decodes image files for minicnn.data.ImageFolder; nothing else needs it.
         "images": ["Pillow>=9"],
         # jupytext turns the percent-format lessons into .ipynb notebooks (lessons/README.md).

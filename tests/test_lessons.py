@@ -23,3 +23,14 @@ def test_lesson_runs_in_quick_mode_and_draws_its_figures(lesson, tmp_path):
     figures = list(tmp_path.glob("*.png"))
     assert figures, "a lesson must draw at least one figure"
     assert all(f.stat().st_size > 1000 for f in figures)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_converts_to_a_notebook(lesson):
+    """The percent format holds: jupytext (the `notebooks` extra) gives a title cell, text and code."""
+    jupytext = pytest.importorskip("jupytext")
+    cells = jupytext.read(lesson).cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith(f"# Lesson {lesson.name[:2]} — ")
+    code = [c.source for c in cells if c.cell_type == "code"]
+    assert len(code) >= 3 and sum(c.cell_type == "markdown" for c in cells) >= 3
+    compile("\n".join(code), str(lesson), "exec")
