@@ -35,7 +35,12 @@ setup(
         # CUDA 13.x (cupy-cuda11x for CUDA 11.2+). The `gpu` extra picks CUDA 12; on a CUDA 13 machine
         # run `pip install cupy-cuda13x` instead. See README.md, "GPU".
         "gpu": ["cupy-cuda12x>=13"],
-        "test": ["pytest>=7", "hypothesis>=6", "jupytext>=1.14"],
+        # mpi4py + the mpich wheel: a working MPI (and mpiexec) without system packages, so that CI runs the
+        # `mpiexec -n 2` tests of minicnn.distributed.
+        "test": ["pytest>=7", "hypothesis>=6", "jupytext>=1.14", "mpi4py>=3.1", "mpich"],
+        # Data-parallel training (minicnn.distributed, `minicnn train --distributed`): MPI through mpi4py.
+        # With a system MPI (Open MPI, Intel MPI, a cluster's MPICH) install mpi4py alone, built against it.
+        "distributed": ["mpi4py>=3.1", "mpich"],
         # Pillow decodes image files for minicnn.data.ImageFolder; nothing else needs it.
         "images": ["Pillow>=9"],
         # jupytext turns the percent-format lessons into .ipynb notebooks (lessons/README.md).

@@ -17,7 +17,7 @@ from .backend import (default_dtype, get_array_module, get_default_dtype, gpu_av
 __version__ = "0.1.0"
 
 _SUBMODULES = ("functional", "nn", "optim", "data", "models", "training", "gradcheck", "viz",
-               "backend", "autograd", "serialization", "cli", "cuda", "random")
+               "backend", "autograd", "serialization", "cli", "cuda", "random", "distributed")
 
 
 def __getattr__(name):

@@ -4,7 +4,7 @@
                   [--batch-size B] [--lr LR] [--optimizer sgd|rmsprop|adam]
                   [--schedule cosine|step|multistep|exponential|plateau] [--warmup EPOCHS]
                   [--label-smoothing EPS] [--mixup ALPHA] [--clip NORM] [--ema [DECAY]] [--amp]
-                  [--device cpu|cuda] [--resume CHECKPOINT] [--out DIR]
+                  [--device cpu|cuda] [--resume CHECKPOINT] [--out DIR] [--distributed [--scale-lr] [--sync-bn]]
     minicnn evaluate CHECKPOINT [--protocol center|10crop|dense|multiscale]
     minicnn summary MODEL [--input-shape C,H,W]
     minicnn gradcheck MODEL
@@ -21,6 +21,12 @@ MODEL is ``resnet8``, ``cnn`` or ``mlp`` (defined here, for the quick runs) or a
 ``minicnn.models.list_models()``, built with ``small_input=True`` for 28×28 / 32×32 images; a network
 that cannot run on 28×28 (VGG's five pools) gets the images zero-padded to 32×32 (papers.md §9).
 
+Data parallelism: ``mpiexec -n W minicnn train ... --distributed`` trains on W processes (cores, GPUs,
+machines), each on --batch-size examples of every step (W·batch in all); only rank 0 prints and writes
+files; ``--scale-lr`` multiplies the lr by W (the linear scaling rule); ``--sync-bn`` computes batch-norm
+statistics over the global batch. A checkpoint resumes in any number of processes with the same global
+batch and lr. See docs/distributed.md.
+
 Bad arguments get a one-line error and exit status 2, never a traceback.
 """
 from __future__ import annotations
@@ -32,6 +38,7 @@ import inspect
 import math
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,6 +297,13 @@ def build_parser():
                        help="continue the run saved in CHECKPOINT (its settings are used; --epochs may extend it)")
     train.add_argument("--out", type=Path, default=None, help="output directory (default: runs/<model>)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training over the W processes of `mpiexec -n W` (needs mpi4py: pip "
+                            "install \"minicnn[distributed]\"); each takes --batch-size examples of every step")
+    train.add_argument("--scale-lr", action="store_true",
+                       help="linear scaling rule: multiply --lr by W, as the global batch is W times larger")
+    train.add_argument("--sync-bn", action="store_true",
+                       help="synchronised batch norm: statistics over the global batch of all W processes")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint with a test-time protocol")
     evaluate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
@@ -317,7 +331,7 @@ def build_parser():
 
 TRAINING_SETTINGS = ("model", "width", "dataset", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
                      "schedule", "warmup", "label_smoothing", "mixup", "clip", "ema", "amp", "augment", "seed", "limit",
-                     "epochs")
+                     "epochs", "scale_lr", "sync_bn")
 
 
 def make_optimizer(args, model):
@@ -358,10 +372,16 @@ def make_scheduler(args, optimizer, steps_per_epoch):
     return after, "step"
 
 
-def _resumed_args(args):
-    """The settings saved in the checkpoint, with --epochs, --out, --device and --no-progress from the command."""
+def _read_checkpoint(path):
+    """The training checkpoint at ``path``; data-parallel: rank 0 reads it and sends it to every rank."""
+    from . import distributed
     from .training import load_checkpoint
-    state = load_checkpoint(args.resume)
+    return distributed.broadcast_object(load_checkpoint(path) if distributed.is_main_process() else None)
+
+
+def _resumed_args(args, state, world_size=1):
+    """The settings saved in the checkpoint ``state``, with --epochs, --out, --device and --no-progress from the
+    command. A run resumed in a different number of processes keeps its global batch and learning rate."""
     saved = state.get("config", {}).get("args")
     if not saved:
         raise CommandError(f"{args.resume} holds no command-line settings to resume from")
@@ -370,16 +390,30 @@ def _resumed_args(args):
         raise CommandError(f"{args.resume} was trained as {saved['model']!r}, not {args.model!r}")
     merged.epochs = args.epochs if args.epochs is not None else saved["epochs"]
     merged.out = args.out if args.out is not None else args.resume.parent
+    saved_world_size = state["config"].get("world_size", 1)
+    if saved_world_size != world_size:
+        global_batch = merged.batch_size * saved_world_size
+        if global_batch % world_size:
+            raise CommandError(f"{args.resume} was trained with a global batch of {global_batch} ({saved_world_size} "
+                               f"× {merged.batch_size}), which {world_size} processes cannot share equally")
+        merged.batch_size = global_batch // world_size
+        if merged.scale_lr:                 # keep the lr the run was using, now written unscaled
+            merged.lr, merged.scale_lr = merged.lr * saved_world_size, False
     return merged
 
 
 def train(args):
     import minicnn
     from . import backend
+    from . import distributed as dist
     from .training import Recipe, Trainer
 
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    say = print if rank == 0 else _silent              # only rank 0 prints (and writes files)
+    state = None
     if args.resume is not None:
-        args = _resumed_args(args)
+        state = _read_checkpoint(args.resume)
+        args = _resumed_args(args, state, world_size)
     args.model = args.model or DEFAULT_MODEL
     args.epochs = args.epochs if args.epochs is not None else 8
     args.lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
@@ -390,21 +424,34 @@ def train(args):
     from .data import DataLoader
     from .data.transforms import to_nchw
     spec = DATASETS[args.dataset]
+    if rank > 0:
+        dist.barrier()                      # rank 0 downloads first; the others then find the files
     x_train, y_train, x_test, y_test = load_dataset(args.dataset, args.download, args.limit,
-                                                    progress=not args.no_progress)
-    if args.batch_size > len(x_train):
-        raise CommandError(f"--batch-size {args.batch_size} is larger than the {len(x_train)} training images")
+                                                    progress=not args.no_progress and rank == 0)
+    if rank == 0:
+        dist.barrier()
+    if args.batch_size * world_size > len(x_train):
+        raise CommandError(f"--batch-size {args.batch_size}" + (f" × {world_size} processes" if world_size > 1 else "")
+                           + f" is larger than the {len(x_train)} training images")
     _, in_channels, size, _ = to_nchw(x_train[:1]).shape
     classes = spec.classes
 
     minicnn.manual_seed(args.seed)
     model, model_kwargs = build_model(args.model, classes, in_channels, size, width=args.width)
     input_size = fit_input_size(model, in_channels, size, args.model)
+    if args.sync_bn:
+        dist.convert_sync_batchnorm(model)
     if args.device == "cuda":
         model.to("cuda")
-    optimizer = make_optimizer(args, model)
+    typed_lr = args.lr
+    if args.scale_lr:
+        from .optim import linear_scaling_rule
+        args.lr = linear_scaling_rule(typed_lr, world_size * args.batch_size, args.batch_size)
+    lr, optimizer = args.lr, make_optimizer(args, model)
+    args.lr = typed_lr                      # the settings saved in the checkpoint are the ones typed
     train_loader = DataLoader((x_train, y_train), args.batch_size, shuffle=True, drop_last=True, seed=args.seed,
-                              transform=make_transform(spec, input_size, args.augment), device=args.device)
+                              transform=make_transform(spec, input_size, args.augment), device=args.device,
+                              num_replicas=world_size, rank=rank)
     test_loader = DataLoader((x_test, y_test), 500, transform=make_transform(spec, input_size, False),
                              device=args.device)
     scheduler, interval = make_scheduler(args, optimizer, len(train_loader))
@@ -412,27 +459,57 @@ def train(args):
                     ema_decay=args.ema, amp=args.amp)
     config = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                        if k in TRAINING_SETTINGS},
-              "model_kwargs": model_kwargs, "input_size": input_size, "classes": classes}
+              "model_kwargs": model_kwargs, "input_size": input_size, "classes": classes, "world_size": world_size}
     can_plot = importlib.util.find_spec("matplotlib") is not None
-    trainer = Trainer(model, optimizer, train_loader, test_loader, recipe=recipe, scheduler=scheduler,
+    trained = dist.DistributedDataParallel(model) if args.distributed else model   # broadcasts rank 0's weights
+    trainer = Trainer(trained, optimizer, train_loader, test_loader, recipe=recipe, scheduler=scheduler,
                       scheduler_interval=interval, num_classes=classes, out_dir=args.out, plot=can_plot,
                       seed=args.seed, progress=not args.no_progress, config=config)
-    if args.resume is not None:
-        done = trainer.resume(args.resume)
-        print(f"resuming {args.model} from epoch {done} of {args.resume}")
+    if state is not None:
+        trainer.load_state_dict(state)
+        say(f"resuming {args.model} from epoch {trainer.epoch} of {args.resume}")
     from .models import count_parameters
-    print(f"training {args.model} ({count_parameters(model):,} parameters) on {args.dataset}: {len(x_train)} train / "
-          f"{len(x_test)} test images of {in_channels}×{input_size}×{input_size}, {args.epochs} epochs, "
-          f"{args.optimizer} lr {args.lr:g}, {args.schedule} schedule, batch {args.batch_size}")
+    scaled = f" (= {args.lr:g} × {world_size} processes, linear scaling rule)" if args.scale_lr else ""
+    batch = f"batch {args.batch_size}" + (f" × {world_size} processes" if world_size > 1 else "")
+    say(f"training {args.model} ({count_parameters(model):,} parameters) on {args.dataset}: {len(x_train)} train / "
+        f"{len(x_test)} test images of {in_channels}×{input_size}×{input_size}, {args.epochs} epochs, "
+        f"{args.optimizer} lr {lr:g}{scaled}, {args.schedule} schedule, {batch}"
+        + (", synchronised batch norm" if args.sync_bn else ""))
     if args.amp and args.device == "cpu":
-        print("note: --amp on the CPU is slower (NumPy has no float16 matrix multiply); it pays off with --device cuda")
+        say("note: --amp on the CPU is slower (NumPy has no float16 matrix multiply); it pays off with --device cuda")
     started = time.perf_counter()
     trainer.fit(args.epochs)
     result = trainer.last_validation or trainer.validate(test_loader)     # the last epoch's test evaluation
-    _finish_training(trainer, result, args, can_plot)
-    print(f"time: {time.perf_counter() - started:.0f} s")
-    print(f"test accuracy: {result['acc']:.1%}")
+    if rank == 0:
+        _finish_training(trainer, result, args, can_plot)
+    say(f"time: {time.perf_counter() - started:.0f} s")
+    say(f"test accuracy: {result['acc']:.1%}")
     return result["acc"]
+
+
+def _silent(*args, **kwargs):
+    """print() for the ranks other than 0."""
+
+
+def train_distributed(args):
+    """``minicnn train --distributed``: join the MPI job, train, and make any failure stop every rank."""
+    from . import distributed as dist
+    try:
+        group = dist.init_process_group(device=args.device)
+    except ImportError as error:
+        raise CommandError(str(error)) from None
+    try:
+        train(args)
+    except BaseException as error:          # noqa: BLE001 — one rank's failure must stop them all
+        if group.world_size == 1:
+            raise
+        if isinstance(error, KeyboardInterrupt):
+            dist.abort("minicnn: interrupted", 130)
+        if _user_facing(error):
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            dist.abort(f"minicnn: error: {message}", 2)
+        text = "".join(traceback.format_exception(error)).rstrip()       # a bug: keep its traceback
+        dist.abort(f"minicnn: unexpected error:\n{text}", 1)
 
 
 def _finish_training(trainer, result, args, can_plot):
@@ -582,7 +659,10 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         if args.command == "train":
-            train(args)
+            if args.distributed:
+                train_distributed(args)
+            else:
+                train(args)
             return 0
         if args.command == "evaluate":
             evaluate_checkpoint(args)

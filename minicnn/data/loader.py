@@ -23,6 +23,13 @@ seed, the epoch and the number of batches already delivered) sees exactly the ba
 Each ``iter(loader)`` is one epoch; the epoch counter then moves on by itself, or is set with
 ``set_epoch(e)`` like PyTorch's DistributedSampler.
 
+Data parallelism (``num_replicas`` W > 1, this process's ``rank`` r; the role of PyTorch's DistributedSampler):
+every rank draws the same ``order`` (the same seed and epoch), global batch b is order[b·W·B : (b+1)·W·B], and
+rank r takes its r-th slice of B examples. The W shards of a step are disjoint, and together they are exactly
+the batch b of one process with batch size W·B — which is why W ranks train like one process. A last global
+batch of R < W·B examples (without ``drop_last``) is padded with examples from the start of the order to
+W·⌈R/W⌉, as PyTorch pads, so every rank gets ⌈R/W⌉. Augmentation draws from (seed, e, b, r): each rank its own.
+
 Why a background thread (AlexNet computed its augmentation on the CPU while the GPU trained on the previous
 batch, making it "computationally free", papers.md §2.3): one thread prepares up to ``prefetch`` batches ahead
 into a bounded queue while the training loop works. NumPy releases Python's global lock inside its array
@@ -95,12 +102,14 @@ class DataLoader:
     device        "cpu", or "cuda" to hand out CuPy arrays (moved on the background thread)
     prefetch      how many finished batches may wait in the queue (bounded memory)
     num_workers   1: one background thread makes the batches; 0: the calling thread does
+    num_replicas  W, the number of data-parallel processes sharing every batch (see above); 1: no sharding
+    rank          r, this process's rank in 0..W−1 (minicnn.distributed.get_rank())
 
-    ``len(loader)`` is the number of batches per epoch.
+    ``len(loader)`` is the number of batches per epoch (the same on every rank).
     """
 
     def __init__(self, data, batch_size=1, shuffle=False, drop_last=False, seed=None, transform=None,
-                 device="cpu", prefetch=2, num_workers=1):
+                 device="cpu", prefetch=2, num_workers=1, num_replicas=1, rank=0):
         self.data = data
         self._arrays, self._bare = _as_arrays(data)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -116,6 +125,10 @@ class DataLoader:
                              f"thread), got {num_workers!r}")
         if not isinstance(prefetch, (int, np.integer)) or prefetch < 1:
             raise ValueError(f"DataLoader: prefetch must be an integer >= 1, got {prefetch!r}")
+        if isinstance(num_replicas, bool) or not isinstance(num_replicas, (int, np.integer)) or num_replicas < 1:
+            raise ValueError(f"DataLoader: num_replicas must be a positive integer, got {num_replicas!r}")
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < num_replicas:
+            raise ValueError(f"DataLoader: rank must be an integer in 0..{num_replicas - 1}, got {rank!r}")
         if seed is None:
             seed = int(minicnn_random.default_generator().integers(2 ** 63))
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -123,17 +136,20 @@ class DataLoader:
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
         self.seed, self.transform, self.device = int(seed), transform, device
         self.prefetch, self.num_workers = int(prefetch), num_workers
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.epoch, self._start = 0, 0       # where the next iteration begins: epoch, batch
         self._running = None                 # [epoch, batches delivered] of the iteration under way
 
     def __len__(self):
         n = len(self._arrays[0]) if self._arrays is not None else len(self.data)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        step = self.batch_size * self.num_replicas           # examples per step over all ranks
+        return n // step if self.drop_last else math.ceil(n / step)
 
     def __repr__(self):
         return (f"DataLoader({len(self)} batches of {self.batch_size}, shuffle={self.shuffle}, "
                 f"drop_last={self.drop_last}, seed={self.seed}, transform={self.transform!r}, "
-                f"device={self.device!r}, epoch={self.epoch})")
+                f"device={self.device!r}, epoch={self.epoch}"
+                + (f", rank {self.rank} of {self.num_replicas})" if self.num_replicas > 1 else ")"))
 
     # ---- epochs and checkpoints ----------------------------------------------------------------------
     def set_epoch(self, epoch):
@@ -175,7 +191,7 @@ class DataLoader:
         batches = range(start, len(self))
 
         def make_batch(b):
-            return self._make_batch(order[b * self.batch_size:(b + 1) * self.batch_size], epoch, b)
+            return self._make_batch(self._shard(order, b), epoch, b)
 
         made = (make_batch(b) for b in batches) if self.num_workers == 0 else _in_background(make_batch, batches,
                                                                                             self.prefetch)
@@ -188,13 +204,25 @@ class DataLoader:
             if self._running is running:
                 self._running = None
 
+    def _shard(self, order, b):
+        """The examples of batch b on this rank: its slice of global batch b (all of it when W = 1)."""
+        W, B = self.num_replicas, self.batch_size
+        batch = order[b * W * B:(b + 1) * W * B]
+        if W == 1:
+            return batch
+        per_rank = math.ceil(len(batch) / W)
+        if len(batch) < W * per_rank:                         # the last batch: pad from the start, as PyTorch
+            batch = np.concatenate([batch, np.resize(order, W * per_rank - len(batch))])
+        return batch[self.rank * per_rank:(self.rank + 1) * per_rank]
+
     def _make_batch(self, index, epoch, b):
         if self._arrays is not None:
             arrays = [a[index] for a in self._arrays]
         else:
             arrays = list(_collate([self.data[int(i)] for i in index]))
         if self.transform is not None:
-            arrays[0] = self.transform(arrays[0], _generator(self.seed, _AUGMENT, epoch, b))
+            key = (_AUGMENT, epoch, b) if self.num_replicas == 1 else (_AUGMENT, epoch, b, self.rank)
+            arrays[0] = self.transform(arrays[0], _generator(self.seed, *key))
             if len(arrays[0]) != len(index):
                 raise ValueError(f"DataLoader: the transform returned {len(arrays[0])} images for a batch of "
                                  f"{len(index)}; it must keep the batch axis first")

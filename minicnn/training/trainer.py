@@ -20,6 +20,13 @@ in the history, a checkpoint (everything needed to resume bit for bit, see check
 history as JSON, and the curves as PNG (``plot=True``). A loss that becomes NaN or inf stops training
 with ``TrainingDiverged``; the checkpoint of the last finished epoch stays as it was.
 
+Data parallelism: given a ``minicnn.distributed.DistributedDataParallel`` instead of the bare model, the
+Trainer averages the gradients over the ranks right after backward (before the loss-scale check and
+clipping, so that every rank takes the same decisions), sums the epoch's loss and accuracy over the
+ranks, and lets only rank 0 print, show the progress bar and write the checkpoint, history and plots.
+Checkpoints hold the bare model's state, so they resume in any number of processes. Every rank
+evaluates the whole validation set (the same numbers everywhere, no communication).
+
 Shape letters: N batch, C channels, H, W, K classes.
 """
 from __future__ import annotations
@@ -36,6 +43,7 @@ import numpy as np
 from .. import backend
 from .. import random as minicnn_random
 from ..autograd import Tensor, no_grad
+from ..distributed import DistributedDataParallel, all_reduce, broadcast_object
 from ..functional.loss import cross_entropy, distillation_loss
 from ..functional.math import astype
 from .amp import GradScaler, cast_parameters
@@ -90,6 +98,8 @@ class Recipe:
 class Trainer:
     """Train ``model`` with ``optimizer`` on ``train_loader``; evaluate on ``val_loader`` after each epoch.
 
+    model               a Module, or a DistributedDataParallel wrapping one (data-parallel training; the
+                        train loader then gives each rank its shard: DataLoader(..., num_replicas, rank))
     train_loader        an iterable of (images (N, C, H, W) float, labels (N,) int) arrays, re-iterable
                         once per epoch (minicnn.data.DataLoader); its ``state_dict``/``load_state_dict``
                         and ``set_epoch`` are used when it has them
@@ -116,13 +126,17 @@ class Trainer:
                  progress=True, config=None, log=print):
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"Trainer: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.ddp = model if isinstance(model, DistributedDataParallel) else None
+        model = model.module if self.ddp is not None else model
+        self.is_main = self.ddp is None or self.ddp.is_main       # the rank that prints and writes files
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
         self.recipe = recipe or Recipe()
         self.scheduler_interval, self.teacher = scheduler_interval, teacher
         self.num_classes = num_classes
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.plot, self.progress, self.config, self.log = plot, progress, dict(config or {}), log
+        self.plot, self.progress, self.config = plot, progress and self.is_main, dict(config or {})
+        self.log = log if self.is_main else (lambda *args, **kwargs: None)
         self.rng = np.random.default_rng(seed)
         self.scaler = GradScaler(self.recipe.loss_scale, growth_interval=self.recipe.scale_growth_interval,
                                  enabled=self.recipe.amp)
@@ -150,7 +164,7 @@ class Trainer:
             self.epoch = epoch
             self.history.append(record)
             self.log(_summary(record, epochs))
-            if self.out_dir is not None:
+            if self.out_dir is not None and self.is_main:
                 self.save()
         return self.history
 
@@ -180,6 +194,10 @@ class Trainer:
         finally:
             bar.close()
         seconds = time.perf_counter() - started
+        if self.ddp is not None:        # the epoch over all ranks: their losses and hits summed
+            totals = all_reduce(np.array([loss_meter.total, loss_meter.count, correct, seen], np.float64),
+                                group=self.ddp.group)
+            loss_meter.total, loss_meter.count, correct, seen = float(totals[0]), *(int(t) for t in totals[1:])
         # The lr of each step, thinned to at most 50 per epoch: the curve of a per-step schedule (warm-up, cosine).
         every = max(1, math.ceil(len(lrs) / 50))
         return {"lr": float(lr), "lr_steps": lrs[::every], "train_loss": loss_meter.average, "train_acc": correct / max(seen, 1),
@@ -208,6 +226,8 @@ class Trainer:
             if not math.isfinite(value):
                 raise TrainingDiverged(self._divergence_message(value, where))
             self.scaler.scale(loss).backward()
+        if self.ddp is not None:
+            self.ddp.all_reduce_gradients()             # mean over the ranks, before any decision on them
         self.scaler.unscale_(self.optimizer)            # float32 gradients / S (no-op without amp)
         if recipe.clip_grad_norm is not None and not self.scaler.found_inf:
             clip_grad_norm_(model.parameters(), recipe.clip_grad_norm)
@@ -294,7 +314,8 @@ class Trainer:
         self.epoch = int(state["epoch"])
 
     def save(self):
-        """Write the checkpoint, the history (and the curves) into ``out_dir``, each atomically."""
+        """Write the checkpoint, the history (and the curves) into ``out_dir``, each atomically. (``fit``
+        calls it on rank 0 only.)"""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.state_dict(), self.out_dir / self.CHECKPOINT)
         self.history.save(self.out_dir / self.HISTORY)
@@ -304,8 +325,13 @@ class Trainer:
 
     def resume(self, path):
         """Continue from a checkpoint: restores every state; ``fit(epochs)`` then trains the remaining
-        epochs. Returns the number of epochs already done."""
-        self.load_state_dict(load_checkpoint(path))
+        epochs. Returns the number of epochs already done. Data-parallel: rank 0 reads the file and sends
+        it to the others (no shared file system needed)."""
+        if self.ddp is None:
+            state = load_checkpoint(path)
+        else:
+            state = broadcast_object(load_checkpoint(path) if self.is_main else None, group=self.ddp.group)
+        self.load_state_dict(state)
         return self.epoch
 
 
