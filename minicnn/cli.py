@@ -424,11 +424,12 @@ def train(args):
     from .data import DataLoader
     from .data.transforms import to_nchw
     spec = DATASETS[args.dataset]
-    if rank > 0:
-        dist.barrier()                      # rank 0 downloads first; the others then find the files
+    first_here = dist.get_local_rank() == 0   # one rank per machine downloads; the others then find the files
+    if not first_here:
+        dist.barrier()
     x_train, y_train, x_test, y_test = load_dataset(args.dataset, args.download, args.limit,
                                                     progress=not args.no_progress and rank == 0)
-    if rank == 0:
+    if first_here:
         dist.barrier()
     if args.batch_size * world_size > len(x_train):
         raise CommandError(f"--batch-size {args.batch_size}" + (f" × {world_size} processes" if world_size > 1 else "")
@@ -493,7 +494,10 @@ def _silent(*args, **kwargs):
 
 def train_distributed(args):
     """``minicnn train --distributed``: join the MPI job, train, and make any failure stop every rank."""
+    from . import backend
     from . import distributed as dist
+    if args.device == "cuda" and not backend.gpu_available():
+        raise CommandError("--device cuda needs CuPy and a CUDA GPU (see README.md, GPU)")
     try:
         group = dist.init_process_group(device=args.device)
     except ImportError as error:

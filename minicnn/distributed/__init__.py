@@ -31,12 +31,12 @@ Nothing here imports mpi4py until ``init_process_group`` is called; without it a
 """
 from .parallel import DistributedDataParallel, broadcast_parameters, bucket_gradients
 from .process_group import (ProcessGroup, abort, abort_on_error, all_gather_object, all_reduce, barrier, broadcast,
-                            broadcast_object, destroy_process_group, get_default_group, get_rank, get_world_size,
-                            init_process_group, is_initialized, is_main_process)
+                            broadcast_object, destroy_process_group, get_default_group, get_local_rank, get_rank,
+                            get_world_size, init_process_group, is_initialized, is_main_process)
 from .sync_batchnorm import SyncBatchNorm, SyncBatchNormFunction, convert_sync_batchnorm
 
 __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "get_default_group", "ProcessGroup",
-           "get_rank", "get_world_size", "is_main_process", "all_reduce", "broadcast", "broadcast_object",
-           "all_gather_object", "barrier", "abort", "abort_on_error", "DistributedDataParallel",
+           "get_rank", "get_local_rank", "get_world_size", "is_main_process", "all_reduce", "broadcast",
+           "broadcast_object", "all_gather_object", "barrier", "abort", "abort_on_error", "DistributedDataParallel",
            "broadcast_parameters", "bucket_gradients", "SyncBatchNorm", "SyncBatchNormFunction",
            "convert_sync_batchnorm"]

@@ -40,7 +40,7 @@ import numpy as np
 from .. import backend
 
 __all__ = ["ProcessGroup", "init_process_group", "is_initialized", "get_default_group", "destroy_process_group",
-           "get_rank", "get_world_size", "is_main_process", "all_reduce", "broadcast", "broadcast_object",
+           "get_rank", "get_local_rank", "get_world_size", "is_main_process", "all_reduce", "broadcast", "broadcast_object",
            "all_gather_object", "barrier", "abort_on_error", "abort"]
 
 _OPS = ("sum", "max", "min")
@@ -247,6 +247,12 @@ def get_rank(group=None):
     """This process's rank, 0 … world_size − 1 (0 without MPI)."""
     group = group or _default_group
     return 0 if group is None else group.rank
+
+
+def get_local_rank(group=None):
+    """This process's rank among the ranks on its machine (0 without MPI): picks its GPU, and who downloads."""
+    group = group or _default_group
+    return 0 if group is None else group.local_rank
 
 
 def get_world_size(group=None):
