@@ -76,6 +76,12 @@ def test_the_shards_of_w_ranks_are_disjoint_and_together_make_the_batch_of_one_p
                 assert all(len(p) == 2 for p in parts)
 
 
+def test_abort_on_error_in_a_single_process_lets_the_exception_through():
+    with pytest.raises(ValueError, match="bad"):
+        with dist.abort_on_error():
+            raise ValueError("bad")
+
+
 def test_a_sharded_loader_checks_its_rank():
     with pytest.raises(ValueError, match="rank must be an integer in 0..1"):
         DataLoader(np.zeros(4), 2, num_replicas=2, rank=2)
@@ -295,16 +301,17 @@ def test_a_rank_that_raises_ends_the_whole_job_non_zero_within_seconds(tmp_path)
 
 def test_minicnn_train_distributed_prints_and_writes_once_and_resumes_in_one_process(tmp_path, capsys):
     out = tmp_path / "run"
-    result = mpiexec("-m", "minicnn", "train", "mlp", "--limit", "512", "--epochs", "1", "--no-progress",
-                     "--distributed", "--scale-lr", "--batch-size", "32", "--out", out)
+    result = mpiexec("-m", "minicnn", "train", "cnn", "--limit", "128", "--epochs", "1", "--no-progress",
+                     "--distributed", "--scale-lr", "--sync-bn", "--batch-size", "32", "--out", out)
     assert result.stdout.count("epoch 1/1") == 1 and result.stdout.count("test accuracy") == 1
     assert "sgd lr 0.2 (= 0.1 × 2 processes, linear scaling rule)" in result.stdout
-    assert "batch 32 × 2 processes" in result.stdout
+    assert "batch 32 × 2 processes, synchronised batch norm" in result.stdout
     for name in ("checkpoint.npz", "model.npz", "history.json"):
         assert (out / name).stat().st_size > 0
     assert cli.main(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "resuming mlp from epoch 1" in printed and "sgd lr 0.2, cosine schedule, batch 64\n" in printed
+    assert "resuming cnn from epoch 1" in printed
+    assert "sgd lr 0.2, cosine schedule, batch 64, synchronised batch norm" in printed
     assert [r["epoch"] for r in load_checkpoint(out / "checkpoint.npz")["history"]["records"]] == [1, 2]
 
 
