@@ -1,33 +1,53 @@
-"""Forward + backward time of minicnn's conv2d against PyTorch's, float32 on the CPU.
+"""minicnn against PyTorch: single conv layers and whole training steps, time, FLOP/s and memory.
 
-    PYTHONPATH=. python benchmarks/bench_conv.py [--reps 15] [--warmup 3] [--case resnet ...]
-    PYTHONPATH=. python benchmarks/bench_conv.py --threads 1 --clock cpu   # on a shared, busy machine
-    PYTHONPATH=. python benchmarks/bench_conv.py --layouts      # why col is (C, KH, KW, N, OH, OW)
+    PYTHONPATH=. python benchmarks/bench.py                           # every CPU row, all cores, wall clock
+    PYTHONPATH=. python benchmarks/bench.py --threads 1 --clock cpu   # on a shared, busy machine
+    PYTHONPATH=. python benchmarks/bench.py --layers resnet depthwise # some layers only (no names: all)
+    PYTHONPATH=. python benchmarks/bench.py --steps resnet8           # some training steps only
+    PYTHONPATH=. python benchmarks/bench.py --device cuda             # the GPU rows (ResNet-50 with AMP)
 
 PyTorch is only the yardstick (``pip install torch``); minicnn never imports it. Each repetition runs
-minicnn then torch back to back (interleaved, so a slow phase of the machine hits both), and the
-median over repetitions is reported. One "step" = forward, then backward with a fixed random
-upstream gradient, computing gx, gW and gb. GFLOP/s counts 3 GEMM-sized products per step
-(forward, gx, gW), each 2·N·Cout·OH·OW·(C/G)·KH·KW flops, whatever the algorithm really does.
+minicnn then torch back to back (interleaved, so a slow phase of the machine hits both, with a pause
+before each run so that neither library's spinning worker threads steal the cores from the other), and
+the median over repetitions is reported, with ratio = minicnn time / torch time.
+
+Rows. A *layer* row is one training step of a single convolution: forward, then backward with a fixed
+random upstream gradient (gx, gW and gb). A *step* row is a whole training step of a network: zero the
+gradients, forward, cross-entropy, backward, SGD with momentum 0.9 and weight decay 5e-4; the torch
+network is built from the minicnn one layer for layer with the same weights (``twins.py``), and both
+are checked to give the same logits, loss and gradients before timing.
+
+GFLOP/s is nominal: 3 × 2 × the multiply-adds of the forward pass (forward, gx and gW products of
+every conv and linear layer, as counted by ``minicnn.models.summary``), whatever the algorithm does.
+Memory, measured in one extra untimed run of each library: "traced" is the peak of NumPy allocations
+above what was live before the step (tracemalloc; minicnn only — torch's allocator is invisible to it);
+"RSS" is the growth of the process's resident set during the step (VmHWM after resetting it through
+/proc/self/clear_refs, minus VmRSS before), for both. "faults" counts the minor page faults per
+step (fresh memory the kernel had to map), median over the repetitions.
 
 On a machine shared with other jobs wall-clock times swing by 2-3x; ``--threads 1 --clock cpu`` (one
 BLAS/OpenMP thread on both sides, CPU time of the process) is the stable alternative, because a
 single thread's CPU time does not include the time it waited for a core.
 """
 import argparse
+import gc
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 
 import minicnn
+import minicnn.functional as F
 from minicnn.functional.conv import conv2d
+from minicnn.functional.im2col import as_pair, conv_output_size
 
 # name: (N, C, H, W, Cout, kernel, stride, padding, groups)
-CASES = {
+LAYERS = {
     "resnet":    (8, 64, 56, 56, 64, (3, 3), 1, 1, 1),        # ResNet 64→64 3×3 at 56×56
     "conv14":    (8, 256, 14, 14, 256, (3, 3), 1, 1, 1),      # 256→256 3×3 at 14×14
     "alexnet":   (8, 3, 227, 227, 96, (11, 11), 4, 0, 1),     # AlexNet conv1
@@ -36,32 +56,134 @@ CASES = {
 }
 
 
-def flops(N, C, H, W, Cout, kernel, stride, padding, groups):
-    from minicnn.functional.im2col import as_pair, conv_output_size
-    (KH, KW), (SH, SW), (PH, PW) = kernel, as_pair(stride), as_pair(padding)
-    OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
-    return 3 * 2 * N * Cout * OH * OW * (C // groups) * KH * KW
+def _resnet8():
+    from minicnn.cli import resnet8
+    return resnet8()
 
 
-def make_steps(case, seed=0):
+def _resnet18_small():
+    from minicnn.models import resnet18
+    return resnet18(num_classes=10, small_input=True)
+
+
+def _resnet50():
+    from minicnn.models import resnet50
+    return resnet50()
+
+
+# name: (builder, batch, (C, H, W), devices, mixed precision on the GPU)
+STEPS = {
+    "resnet8":   (_resnet8, 64, (1, 28, 28), ("cpu", "cuda"), False),     # `minicnn train`'s default
+    "resnet18s": (_resnet18_small, 128, (3, 32, 32), ("cpu", "cuda"), False),
+    "resnet50":  (_resnet50, 32, (3, 224, 224), ("cuda",), True),
+}
+
+
+# ---------------------------------------------------------------- measuring ----------------------
+
+def timer(step, clock="wall", sync=None):
+    """Seconds one call of ``step`` takes (process CPU time with clock="cpu")."""
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    start = now()
+    step()
+    if sync is not None:
+        sync()
+    return now() - start
+
+
+def minor_faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def rss_growth(step):
+    """MiB the resident set grew by during ``step`` (peak minus start); None where Linux cannot say."""
+    gc.collect()
+    try:
+        before = _status_kib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")                                   # reset VmHWM to the current RSS
+        step()
+        return (_status_kib("VmHWM") - before) / 1024
+    except (OSError, StopIteration):
+        return None
+
+
+def traced_peak(step):
+    """MiB of the peak of NumPy allocations during ``step`` above what was allocated before it."""
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return (peak - base) / 2 ** 20
+
+
+def restart_with_threads(threads):
+    """Re-run this script with BLAS/OpenMP limited to ``threads`` (NumPy's BLAS fixes it at load)."""
+    if threads and os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[variable] = str(threads)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def machine(device):
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
     import torch
-    N, C, H, W, Cout, kernel, stride, padding, groups = case
-    rng = np.random.default_rng(seed)
+    text = (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, numpy {np.__version__}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    if device == "cuda":
+        cp = minicnn.backend.cupy()
+        text += f"; {torch.cuda.get_device_name()}, CuPy {cp.__version__}"
+    return text
+
+
+# ---------------------------------------------------------------- the cases ----------------------
+
+class Case:
+    """What one row needs: the two steps, a correctness check, nominal flops and a memory reference."""
+
+    def __init__(self, minicnn_step, torch_step, check, flops, note=""):
+        self.minicnn_step, self.torch_step, self.check = minicnn_step, torch_step, check
+        self.flops, self.note = flops, note
+
+
+def _close(ours, theirs, what, tol=2e-3):
+    theirs = theirs.detach().cpu().numpy()
+    ours = minicnn.backend.as_numpy(ours)
+    np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * float(np.abs(theirs).max()) + 1e-7,
+                               err_msg=what)
+
+
+def layer_case(name, device):
+    import torch
+    N, C, H, W, Cout, kernel, stride, padding, groups = LAYERS[name]
+    rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     w = rng.standard_normal((Cout, C // groups, *kernel), dtype=np.float32) * 0.1
     b = rng.standard_normal(Cout, dtype=np.float32)
-
-    mx, mw, mb = (minicnn.Tensor(a, requires_grad=True) for a in (x, w, b))
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    with torch.no_grad():
-        y = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, 1, groups)
-    gy = rng.standard_normal(tuple(y.shape), dtype=np.float32)
-    tgy = torch.tensor(gy)
+    mx, mw, mb = (minicnn.Tensor(a).to(device) for a in (x, w, b))
+    for t in (mx, mw, mb):
+        t.requires_grad = True
+    tx, tw, tb = (torch.tensor(a, device=device, requires_grad=True) for a in (x, w, b))
+    (KH, KW), (SH, SW), (PH, PW) = kernel, as_pair(stride), as_pair(padding)
+    OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
+    gy = rng.standard_normal((N, Cout, OH, OW), dtype=np.float32)
+    mgy, tgy = minicnn.backend.to_device(gy, device), torch.tensor(gy, device=device)
 
     def minicnn_step():
         for t in (mx, mw, mb):
             t.grad = None
-        conv2d(mx, mw, mb, stride, padding, 1, groups).backward(gy)
+        conv2d(mx, mw, mb, stride, padding, 1, groups).backward(mgy)
 
     def torch_step():
         for t in (tx, tw, tb):
@@ -69,168 +191,181 @@ def make_steps(case, seed=0):
         torch.nn.functional.conv2d(tx, tw, tb, stride, padding, 1, groups).backward(tgy)
 
     def check():
-        minicnn_step()
-        torch_step()
-        for m, t in ((mx, tx), (mw, tw), (mb, tb)):
-            np.testing.assert_allclose(m.grad.data, t.grad.numpy(), rtol=2e-3,
-                                       atol=2e-3 * float(np.abs(t.grad.numpy()).max()))
-    return minicnn_step, torch_step, check
+        minicnn_step(), torch_step()
+        for m, t, what in ((mx, tx, "gx"), (mw, tw, "gW"), (mb, tb, "gb")):
+            _close(m.grad.data, t.grad, f"{name}: {what}")
+
+    column_mib = C * KH * KW * N * OH * OW * 4 / 2 ** 20
+    flops = 3 * 2 * N * Cout * OH * OW * (C // groups) * KH * KW
+    return Case(minicnn_step, torch_step, check, flops, f"im2col buffer {column_mib:.1f} MiB")
 
 
-# ---------------------------------------------------------------- column layouts ---------------
-# minicnn's layout (C, KH, KW, N, OH, OW) against DeZero/Chainer's (N, C, KH, KW, OH, OW), on raw
-# arrays: im2col alone, col2im alone, and a whole conv step (forward + gx, gW, gb).
+def step_case(name, device):
+    import torch
+    from minicnn import optim
+    from minicnn.models import count_parameters, summary
+    from twins import parameter_count, torch_twin
+    build, N, shape, _, amp = STEPS[name]
+    minicnn.manual_seed(0)
+    model = build()
+    twin = torch_twin(model).to(device)
+    model.to(device)
+    n_params, n_twin = count_parameters(model), parameter_count(twin)
+    if n_params != n_twin:
+        raise RuntimeError(f"{name}: minicnn has {n_params:,} parameters, its torch twin {n_twin:,}")
+    macs = summary(model, shape, verbose=False).total_macs * N
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, *shape), dtype=np.float32)
+    target = rng.integers(0, 10 if "18" in name or "8" in name else 1000, N)
+    options = dict(lr=0.01, momentum=0.9, weight_decay=5e-4)
+    opt, topt = optim.SGD(model.parameters(), **options), torch.optim.SGD(twin.parameters(), **options)
+    mx, mt = minicnn.Tensor(x).to(device), minicnn.Tensor(minicnn.backend.to_device(target, device))
+    tx, tt = torch.tensor(x, device=device), torch.tensor(target, device=device)
+    if amp:
+        return _amp_case(model, twin, opt, topt, mx, mt, tx, tt, macs, n_params)
 
-LAYOUT_CASES = {   # the im2col anchor cases, in the same tuple form as CASES
-    "32,64,32 k3 s1 p1": (32, 64, 32, 32, 64, (3, 3), 1, 1, 1),
-    "8,3,227 k11 s4 p0": (8, 3, 227, 227, 96, (11, 11), 4, 0, 1),
-    "8,64,56 k3 s1 p1": (8, 64, 56, 56, 64, (3, 3), 1, 1, 1),
-}
+    def minicnn_step():
+        opt.zero_grad()
+        F.cross_entropy(model(mx), mt).backward()
+        opt.step()
 
+    def torch_step():
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(twin(tx), tt).backward()
+        topt.step()
 
-def _windows(k, s, p, O):
-    """(row slice, column slice) of the padded input for each kernel tap."""
-    return [((i, j), (slice(i, i + s[0] * (O[0] - 1) + 1, s[0]), slice(j, j + s[1] * (O[1] - 1) + 1, s[1])))
-            for i in range(k[0]) for j in range(k[1])]
+    def check():       # before any update: same logits, loss and gradients
+        opt.zero_grad(), topt.zero_grad()
+        logits, tlogits = model(mx), twin(tx)
+        _close(logits.data, tlogits, f"{name}: logits")
+        loss, tloss = F.cross_entropy(logits, mt), torch.nn.functional.cross_entropy(tlogits, tt)
+        loss.backward(), tloss.backward()
+        _close(loss.data, tloss, f"{name}: loss")
+        for (pname, p), tp in zip(model.named_parameters(), twin.parameters()):
+            # Norm-wise: float32 rounding differs element by element through ~20 layers of BN.
+            ours, theirs = minicnn.backend.as_numpy(p.grad.data), tp.grad.cpu().numpy()
+            error = np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-12)
+            if not error < 1e-2:
+                raise AssertionError(f"{name}: gradient of {pname} differs from torch's by {error:.1e} (norm)")
+        opt.step(), topt.step()
 
-
-def im2col_nc(x, k, s, p, O):
-    """im2col into (N, C, KH, KW, OH, OW): the same kernel-offset loop, batch axis first."""
-    N, C, H, W = x.shape
-    padded = np.zeros((N, C, H + 2 * p[0], W + 2 * p[1]), x.dtype)
-    padded[:, :, p[0]:p[0] + H, p[1]:p[1] + W] = x
-    col = np.empty((N, C, *k, *O), x.dtype)
-    for (i, j), (rows, cols) in _windows(k, s, p, O):
-        col[:, :, i, j] = padded[:, :, rows, cols]
-    return col
-
-
-def col2im_nc(col, x_shape, k, s, p, O):
-    N, C, H, W = x_shape
-    padded = np.zeros((N, C, H + 2 * p[0], W + 2 * p[1]), col.dtype)
-    for (i, j), (rows, cols) in _windows(k, s, p, O):
-        padded[:, :, rows, cols] += col[:, :, i, j]
-    return np.ascontiguousarray(padded[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
-
-
-def conv_step_nc(x, w, b, gy, k, s, p, G):
-    """Per-image GEMMs: y[n] = W·col[n]; gW = Σ_n gy[n]·col[n]ᵀ; gcol[n] = Wᵀ·gy[n]."""
-    (N, C), Cout, O = x.shape[:2], w.shape[0], gy.shape[2:]
-    col = im2col_nc(x, k, s, p, O).reshape(N, G, -1, O[0] * O[1])
-    W = w.reshape(G, Cout // G, -1)
-    y = np.matmul(W, col).reshape(gy.shape) + b.reshape(Cout, 1, 1)
-    g = gy.reshape(N, G, Cout // G, -1)
-    gW = np.matmul(g, col.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
-    np.matmul(W.transpose(0, 2, 1), g, out=col)
-    gx = col2im_nc(col.reshape(N, C, *k, *O), x.shape, k, s, p, O)
-    return y, gx, gW, gy.sum((0, 2, 3))
-
-
-def conv_step_c(x, w, b, gy, k, s, p, G):
-    """minicnn's layout, the GEMMs of Conv2dFunction without the autograd wrapping."""
-    from minicnn.functional.im2col import col2im, im2col
-    (N, C), Cout, O = x.shape[:2], w.shape[0], gy.shape[2:]
-    col = im2col(x, k, s, p).reshape(G, -1, N * O[0] * O[1])
-    W = w.reshape(G, Cout // G, -1)
-    y = np.empty(gy.shape, x.dtype)
-    np.add(np.matmul(W, col).reshape(Cout, N, *O).transpose(1, 0, 2, 3), b.reshape(Cout, 1, 1), out=y)
-    g = np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(G, Cout // G, -1)
-    gW = np.matmul(col, g.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(w.shape)
-    np.matmul(W.transpose(0, 2, 1), g, out=col)
-    gx = col2im(col.reshape(C, *k, N, *O), x.shape, k, s, p)
-    return y, gx, gW, g.reshape(Cout, -1).sum(axis=1)
+    return Case(minicnn_step, torch_step, check, 3 * 2 * macs, f"{n_params:,} parameters in both")
 
 
-def compare_layouts(reps):
-    from minicnn.functional.im2col import as_pair, col2im, conv_output_size, im2col
-    print(f"column layouts, float32, median of {reps} interleaved runs, ms "
-          f"(C-first = minicnn's (C, KH, KW, N, OH, OW); N-first = (N, C, KH, KW, OH, OW))")
-    print(f"{'case':18s} {'im2col C-first':>14s} {'N-first':>8s} {'col2im C-first':>15s} {'N-first':>8s} "
-          f"{'conv step C-first':>18s} {'N-first':>8s}")
-    for name, (N, C, H, W, Cout, k, s, p, G) in {**LAYOUT_CASES, **CASES}.items():
-        s, p = as_pair(s), as_pair(p)
-        O = conv_output_size(H, k[0], s[0], p[0]), conv_output_size(W, k[1], s[1], p[1])
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((N, C, H, W), dtype=np.float32)
-        w = rng.standard_normal((Cout, C // G, *k), dtype=np.float32)
-        b = rng.standard_normal(Cout, dtype=np.float32)
-        gy = rng.standard_normal((N, Cout, *O), dtype=np.float32)
-        col_c, col_n = im2col(x, k, s, p), im2col_nc(x, k, s, p, O)
-        for ours, theirs in zip(conv_step_c(x, w, b, gy, k, s, p, G), conv_step_nc(x, w, b, gy, k, s, p, G)):
-            np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3 * float(np.abs(theirs).max()))
-        steps = [lambda: im2col(x, k, s, p), lambda: im2col_nc(x, k, s, p, O),
-                 lambda: col2im(col_c, x.shape, k, s, p), lambda: col2im_nc(col_n, x.shape, k, s, p, O),
-                 lambda: conv_step_c(x, w, b, gy, k, s, p, G), lambda: conv_step_nc(x, w, b, gy, k, s, p, G)]
-        times = [[timed(step) for step in steps] for _ in range(reps)]
-        medians = [statistics.median(t[i] for t in times) * 1e3 for i in range(len(steps))]
-        print(f"{name:18s} {medians[0]:14.1f} {medians[1]:8.1f} {medians[2]:15.1f} {medians[3]:8.1f} "
-              f"{medians[4]:18.1f} {medians[5]:8.1f}")
+def _amp_case(model, twin, opt, topt, mx, mt, tx, tt, macs, n_params):
+    """Mixed precision on the GPU: minicnn.training.amp against torch.autocast + GradScaler."""
+    import torch
+    from minicnn.training.amp import GradScaler, cast_parameters
+    scaler, tscaler = GradScaler(), torch.amp.GradScaler("cuda")
+    mx16 = mx.to(dtype=np.float16)
+
+    def minicnn_step():
+        opt.zero_grad()
+        with cast_parameters(model):
+            loss = F.cross_entropy(model(mx16).to(dtype=np.float32), mt)
+            scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    def torch_step():
+        topt.zero_grad()
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss = torch.nn.functional.cross_entropy(twin(tx), tt)
+        tscaler.scale(loss).backward()
+        tscaler.step(topt)
+        tscaler.update()
+
+    def check():
+        minicnn_step(), torch_step()     # runs without error; float16 values are not compared
+
+    return Case(minicnn_step, torch_step, check, 3 * 2 * macs, f"{n_params:,} parameters, float16 AMP")
 
 
-# ---------------------------------------------------------------- minicnn vs torch -------------
+# ---------------------------------------------------------------- running ------------------------
 
-clock = time.perf_counter
+def run(case, args, sync):
+    case.check()
+    for _ in range(args.warmup):
+        case.minicnn_step(), case.torch_step()
+    times, faults = [], []
+    for _ in range(args.reps):
+        # The pause lets the other library's worker threads stop spin-waiting (OpenBLAS and
+        # OpenMP both spin for a while after a parallel region), which would steal the cores.
+        row = []
+        for step in (case.minicnn_step, case.torch_step):
+            time.sleep(args.pause)
+            start = minor_faults()
+            row.append(timer(step, args.clock, sync))
+            faults.append(minor_faults() - start)
+        times.append(row)
+    ours, theirs = (statistics.median(t[i] for t in times) for i in (0, 1))
+    return ours, theirs, statistics.median(faults[0::2]), statistics.median(faults[1::2])
 
 
-def timed(step):
-    start = clock()
-    step()
-    return clock() - start
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+def memory(case, device):
+    """(minicnn traced MiB, minicnn RSS MiB, torch RSS MiB) on the CPU; GPU pool sizes on cuda."""
+    if device == "cuda":
+        import torch
+        pool = minicnn.backend.cupy().get_default_memory_pool()
+        pool.free_all_blocks()
+        case.minicnn_step()
+        torch.cuda.reset_peak_memory_stats()
+        case.torch_step()
+        # CuPy keeps no peak: its pool's size after a step is an upper bound of the peak.
+        return None, pool.total_bytes() / 2 ** 20, torch.cuda.max_memory_allocated() / 2 ** 20
+    return traced_peak(case.minicnn_step), rss_growth(case.minicnn_step), rss_growth(case.torch_step)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", nargs="*", choices=sorted(LAYERS), help="layer rows (no names: all)")
+    parser.add_argument("--steps", nargs="*", choices=sorted(STEPS), help="training-step rows (no names: all)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--case", nargs="*", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--pause", type=float, default=0.2, help="seconds of idle before each timed run")
     parser.add_argument("--threads", type=int, default=0, help="BLAS/OpenMP threads (default: all cores)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="cpu: process CPU time, meaningful with --threads 1 only")
-    parser.add_argument("--layouts", action="store_true", help="compare column layouts instead")
+                        help="cpu: process CPU time, meaningful with --threads 1 on the CPU only")
     args = parser.parse_args()
-    if args.threads and os.environ.get("OPENBLAS_NUM_THREADS") != str(args.threads):
-        # NumPy's BLAS fixes its thread count when it loads: restart with the variables set.
-        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[variable] = str(args.threads)
-        os.execv(sys.executable, [sys.executable, *sys.argv])
-    global clock
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    if args.layouts:
-        return compare_layouts(args.reps)
+    if args.layers is None and args.steps is None:
+        args.layers, args.steps = list(LAYERS), list(STEPS)
+    layers = (args.layers or list(LAYERS)) if args.layers is not None else []
+    steps = (args.steps or list(STEPS)) if args.steps is not None else []
+    restart_with_threads(args.threads)
     import torch
     torch.set_num_threads(args.threads or os.cpu_count())
-    print(f"{cpu_model()}, {os.cpu_count()} cores; numpy {np.__version__}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads); float32, forward+backward, "
-          f"median of {args.reps}, {args.clock} clock")
-    print(f"{'case':10s} {'minicnn ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'minicnn GF/s':>13s} "
-          f"{'torch GF/s':>11s}")
-    for name in args.case:
-        minicnn_step, torch_step, check = make_steps(CASES[name])
-        check()
-        for _ in range(args.warmup):
-            minicnn_step(), torch_step()
-        times = []
-        for _ in range(args.reps):
-            # The pause lets the other library's worker threads stop spin-waiting (OpenBLAS and
-            # OpenMP both spin for a while after a parallel region), which would steal the cores.
-            time.sleep(args.pause)
-            ours = timed(minicnn_step)
-            time.sleep(args.pause)
-            times.append((ours, timed(torch_step)))
-        ours = statistics.median(t for t, _ in times)
-        theirs = statistics.median(t for _, t in times)
-        gflop = flops(*CASES[name]) / 1e9
-        print(f"{name:10s} {ours * 1e3:11.1f} {theirs * 1e3:9.1f} {ours / theirs:6.2f} "
-              f"{gflop / ours:13.1f} {gflop / theirs:11.1f}")
+    sync = None
+    if args.device == "cuda":
+        if not (torch.cuda.is_available() and minicnn.gpu_available()):
+            print("--device cuda: skipped, no GPU here (needs CuPy and PyTorch to see a CUDA device)")
+            return
+        cp = minicnn.backend.cupy()
+
+        def sync():
+            cp.cuda.Device().synchronize()
+            torch.cuda.synchronize()
+
+    print(machine(args.device))
+    print(f"float32 unless noted; median of {args.reps} interleaved runs, {args.clock} clock; ratio = minicnn/torch")
+    memory_note = "GPU pool MiB (CuPy, upper bound) | torch peak" if args.device == "cuda" else \
+        "traced | RSS MiB"
+    print(f"{'case':10s} {'minicnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} {'minicnn GF/s':>12s} "
+          f"{'torch GF/s':>10s} {'faults':>13s}  minicnn mem {memory_note:s} | torch RSS MiB   note")
+    rows = [(name, layer_case) for name in layers] + [(name, step_case) for name in steps]
+    for name, make in rows:
+        if make is step_case and args.device not in STEPS[name][3]:
+            print(f"{name:10s} skipped on {args.device} (only {', '.join(STEPS[name][3])})")
+            continue
+        case = make(name, args.device)
+        ours, theirs, our_faults, their_faults = run(case, args, sync)
+        traced, our_rss, their_rss = memory(case, args.device)
+        mem = " | ".join("–" if v is None else f"{v:.1f}" for v in (traced, our_rss, their_rss))
+        print(f"{name:10s} {ours * 1e3:10.1f} {theirs * 1e3:9.1f} {ours / theirs:6.2f} "
+              f"{case.flops / ours / 1e9:12.1f} {case.flops / theirs / 1e9:10.1f} "
+              f"{our_faults:6.0f} {their_faults:6.0f}  {mem}   {case.note}", flush=True)
+        del case
+        gc.collect()
 
 
 if __name__ == "__main__":

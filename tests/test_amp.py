@@ -158,5 +158,7 @@ def test_trainer_with_amp_keeps_float32_weights_skips_overflowing_steps_and_lear
         np.testing.assert_array_equal(p.data, b)
     history = trainer.fit(8)
     assert all(p.dtype == np.float32 for p in model.parameters())
-    assert trainer.scaler.get_scale() < 2.0 ** 16
+    # The scale comes down to where float16 gradients stop overflowing: 2^17 for this net (2^13 while
+    # batch norm's backward still formed m·gy, which overflowed float16 on its own).
+    assert trainer.scaler.get_scale() <= 2.0 ** 17
     assert history.records[-1]["train_loss"] < history.records[0]["train_loss"]

@@ -110,23 +110,33 @@ def _launch(kernel, source, target, sizes):
     function((blocks,), (_THREADS,), (source, target, *(np.int64(v) for v in (total, *sizes))))
 
 
-def im2col_gpu(x, kernel_size, stride, padding, dilation, out_size):
-    """im2col of a CuPy array x (N, C, H, W) → col (C, KH, KW, N, OH, OW); arguments are checked pairs."""
+def im2col_gpu(x, kernel_size, stride, padding, dilation, out_size, out=None):
+    """im2col of a CuPy array x (N, C, H, W) → col (C, KH, KW, N, OH, OW); arguments are checked pairs.
+    ``out``: an optional C-contiguous col-shaped CuPy array to fill instead of a new one."""
     cp = backend.cupy()
     x = cp.ascontiguousarray(x)
     N, C, H, W = x.shape
     (KH, KW), (OH, OW) = kernel_size, out_size
-    col = cp.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
+    col = cp.empty((C, KH, KW, N, OH, OW), dtype=x.dtype) if out is None else _checked_out(out, x.dtype)
     _launch("im2col_kernel", x, col, (N, C, H, W, KH, KW, *stride, *padding, *dilation, OH, OW))
     return col
 
 
-def col2im_gpu(col, x_shape, kernel_size, stride, padding, dilation, out_size):
-    """col2im of a CuPy array col (C, KH, KW, N, OH, OW) → gx (N, C, H, W); arguments are checked pairs."""
+def col2im_gpu(col, x_shape, kernel_size, stride, padding, dilation, out_size, out=None):
+    """col2im of a CuPy array col (C, KH, KW, N, OH, OW) → gx (N, C, H, W); arguments are checked pairs.
+    ``out``: an optional C-contiguous (N, C, H, W) CuPy array to write instead of a new one."""
     cp = backend.cupy()
     col = cp.ascontiguousarray(col)
     N, C, H, W = x_shape
     (KH, KW), (OH, OW) = kernel_size, out_size
-    gx = cp.empty((N, C, H, W), dtype=col.dtype)
+    gx = cp.empty((N, C, H, W), dtype=col.dtype) if out is None else _checked_out(out, col.dtype)
     _launch("col2im_kernel", col, gx, (N, C, H, W, KH, KW, *stride, *padding, *dilation, OH, OW))
     return gx
+
+
+def _checked_out(out, dtype):
+    # The kernels write element i at flat offset i: the buffer must be C-contiguous and of this dtype.
+    if not out.flags.c_contiguous or out.dtype != dtype:
+        raise ValueError(f"im2col/col2im: out must be a C-contiguous {dtype} array, got dtype {out.dtype} "
+                         f"(C-contiguous: {out.flags.c_contiguous})")
+    return out

@@ -36,12 +36,19 @@ __all__ = ["Conv2dFunction", "conv2d"]
 class Conv2dFunction(Function):
     """y = conv2d(x, weight[, bias]); see the module docstring for shapes and gradients.
 
-    Memory: the im2col buffer ``col`` (KH·KW/(SH·SW) times the size of x) is CACHED from forward
-    to backward when the weight needs a gradient, because gW = gy·colᵀ needs it and recomputing it
-    would cost another im2col pass (about a tenth of the layer's time). Backward then overwrites
-    that same buffer with gcol = Wᵀ·gy, so each layer holds at most one column buffer at any
-    time. If backward runs a second time on a retained graph, col is recomputed from x.
+    Chunks. The columns are made for a few images at a time and consumed at once by the GEMMs, in
+    ONE buffer reused from chunk to chunk: a whole batch's columns are KH·KW/(SH·SW) times the size of
+    x (1.1 GiB for the first stage of ResNet-18 at batch 128), a chunk of about ``chunk_bytes`` stays
+    in the CPU's cache (the GEMMs read it from there, not from memory) and bounds the memory for any
+    batch. A chunk holds at least ``min_chunk_columns`` columns (N·OH·OW), so that small feature maps
+    still make wide GEMMs. Backward makes each chunk's columns again (gW = gy·colᵀ needs them) and
+    then overwrites them with gcol = Wᵀ·gy for col2im. When the whole batch is a single chunk, the
+    columns from forward are kept for backward instead (no second im2col). Both limits are class
+    attributes, per device: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30`` makes bigger chunks.
     """
+
+    chunk_bytes = {"cpu": 4 * 2 ** 20, "cuda": 2 ** 30}
+    min_chunk_columns = 2048
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
         self.stride = as_pair(stride, "stride", "conv2d")
@@ -58,49 +65,71 @@ class Conv2dFunction(Function):
         self._check_shapes(x, weight, bias)
         xp = backend.get_array_module(x)
         G, N, (Cout, Cg, KH, KW) = self.groups, x.shape[0], weight.shape
-        col = im2col(x, (KH, KW), self.stride, self.padding, self.dilation)  # (C, KH, KW, N, OH, OW)
-        OH, OW = col.shape[-2:]
-        col = col.reshape(G, Cg * KH * KW, N * OH * OW)                        # (G, K, P), a view
-        y = xp.matmul(weight.reshape(G, Cout // G, Cg * KH * KW), col)        # (G, Cout/G, P)
-        y = y.reshape(Cout, N, OH, OW).transpose(1, 0, 2, 3)                  # NCHW view
-        out = xp.empty((N, Cout, OH, OW), dtype=y.dtype)
-        if bias is None:
-            out[...] = y
-        else:                     # the bias add and the CNHW → NCHW copy in one pass
-            xp.add(y, bias.reshape(Cout, 1, 1), out=out)
+        OH, OW = self._output_size(x, weight)
+        w = weight.reshape(G, Cout // G, Cg * KH * KW)
+        out = xp.empty((N, Cout, OH, OW), dtype=x.dtype)
+        images = col = None
+        for images, col in self._column_chunks(x, weight):                   # col: (G, K, n·OH·OW)
+            y = xp.matmul(w, col).reshape(Cout, -1, OH, OW).transpose(1, 0, 2, 3)   # NCHW view
+            if bias is None:
+                out[images] = y
+            else:                 # the bias add and the CNHW → NCHW copy in one pass
+                xp.add(y, bias.reshape(Cout, 1, 1), out=out[images])
         self.x, self.weight = x, weight
-        self.col = col if self.needs_input_grad[1] else None
+        self.col = col if images == slice(0, N) and self.needs_input_grad[1] else None
         return out
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
         x, weight, G = self.x, self.weight, self.groups
         (N, C), (Cout, Cg, KH, KW), (OH, OW) = x.shape[:2], weight.shape, gy.shape[2:]
-        K, P = Cg * KH * KW, N * OH * OW
-        gy = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(G, Cout // G, P)  # (G, Cout/G, P)
-        gx = gW = gb = None
-        if self.needs_input_grad[1]:
-            col = self.col if self.col is not None else self._columns(x, weight)
-            # col·gyᵀ then a transpose of the small result: BLAS reads the big col in its stored order.
-            gW = xp.matmul(col, gy.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(weight.shape)
-        if self.needs_input_grad[0]:
-            # gcol goes into col's buffer (col is not needed any more): no second big allocation.
-            gcol = self.col if self.col is not None else xp.empty((G, K, P), dtype=gy.dtype)
-            self.col = None
-            weight_t = weight.reshape(G, Cout // G, K).transpose(0, 2, 1)     # (G, K, Cout/G)
-            if Cout == G:     # depthwise: an outer product, which multiply does ~4× faster than matmul
-                xp.multiply(weight_t, gy, out=gcol)
-            else:
-                xp.matmul(weight_t, gy, out=gcol)
-            gx = col2im(gcol.reshape(C, KH, KW, N, OH, OW), x.shape, (KH, KW), self.stride,
-                        self.padding, self.dilation)
-        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
-            gb = gy.reshape(Cout, P).sum(axis=1)
-        return (gx, gW) if len(self.needs_input_grad) == 2 else (gx, gW, gb)
+        needs_x, needs_w = self.needs_input_grad[:2]
+        gx = xp.empty(x.shape, dtype=gy.dtype) if needs_x else None
+        gW = xp.zeros((G, Cout // G, Cg * KH * KW), dtype=gy.dtype) if needs_w else None
+        weight_t = weight.reshape(G, Cout // G, -1).transpose(0, 2, 1)          # (G, K, Cout/G)
+        for images, col in self._column_chunks(x, weight, fill=needs_w, cached=self.col):
+            g = xp.ascontiguousarray(gy[images].transpose(1, 0, 2, 3)).reshape(G, Cout // G, -1)
+            if needs_w:
+                # col·gᵀ then a transpose of the small result: BLAS reads the big col in its stored order.
+                gW += xp.matmul(col, g.transpose(0, 2, 1)).transpose(0, 2, 1)
+            if needs_x:     # gcol = Wᵀ·g goes into the chunk's column buffer, then col2im
+                if Cout == G:   # depthwise: an outer product, which multiply does ~4× faster than matmul
+                    xp.multiply(weight_t, g, out=col)
+                else:
+                    xp.matmul(weight_t, g, out=col)
+                col2im(col.reshape(C, KH, KW, -1, OH, OW), gx[images].shape, (KH, KW), self.stride,
+                       self.padding, self.dilation, out=gx[images])
+        self.col = None     # overwritten by gcol: a second backward (retain_graph) makes it again
+        gW = None if gW is None else gW.reshape(weight.shape)
+        if len(self.needs_input_grad) == 2:
+            return gx, gW
+        return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
 
-    def _columns(self, x, weight):
-        col = im2col(x, weight.shape[2:], self.stride, self.padding, self.dilation)
-        return col.reshape(self.groups, -1, col.shape[3] * col.shape[4] * col.shape[5])
+    def _output_size(self, x, weight):
+        (PH, PW), (DH, DW) = self.padding, self.dilation
+        return (conv_output_size(x.shape[2], weight.shape[2], self.stride[0], PH, DH),
+                conv_output_size(x.shape[3], weight.shape[3], self.stride[1], PW, DW))
+
+    def _column_chunks(self, x, weight, fill=True, cached=None):
+        """Yield (images, col): a slice of the batch and its columns, (G, K, n·OH·OW), all chunks in one
+        buffer (so each col is only valid until the next is made). fill=False: the buffer only."""
+        xp = backend.get_array_module(x)
+        (N, C), (KH, KW), (OH, OW) = x.shape[:2], weight.shape[2:], self._output_size(x, weight)
+        G, K = self.groups, C // self.groups * KH * KW
+        if cached is not None:
+            yield slice(0, N), cached
+            return
+        budget = self.chunk_bytes[backend.device_of(x)]
+        n = max(budget // (G * K * OH * OW * x.itemsize), -(-self.min_chunk_columns // (OH * OW)), 1)
+        n = max(min(n, N), 1)
+        buffer = xp.empty(G * K * n * OH * OW, dtype=x.dtype)
+        for start in range(0, N, n):
+            images = slice(start, min(start + n, N))
+            m = images.stop - start
+            col = buffer[:G * K * m * OH * OW].reshape(C, KH, KW, m, OH, OW)
+            if fill:
+                im2col(x[images], (KH, KW), self.stride, self.padding, self.dilation, out=col)
+            yield images, col.reshape(G, K, m * OH * OW)
 
     def _check_shapes(self, x, weight, bias):
         """Raise a ValueError naming conv2d and the shapes for every inconsistent input."""

@@ -84,25 +84,27 @@ def _tap_window(kh, kw, geometry):
             slice(kw * DW, kw * DW + SW * (OW - 1) + 1, SW))
 
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
     """Unfold image patches into columns.
 
     x       (N, C, H, W) NumPy or CuPy array
+    out     optional C-contiguous (C, KH, KW, N, OH, OW) array to fill (a reused buffer)
     returns col of shape (C, KH, KW, N, OH, OW), same dtype and device as x, where
             col[c, kh, kw, n, oh, ow] = x_padded[n, c, oh·SH + kh·DH, ow·SW + kw·DW]
     """
     if backend.device_of(x) == "cuda" and x.dtype in (np.float32, np.float64):
         from ..cuda import im2col_kernels
         geometry = _geometry("im2col", x.shape, kernel_size, stride, padding, dilation)
-        return im2col_kernels.im2col_gpu(x, *geometry)
-    return im2col_by_slices(x, kernel_size, stride, padding, dilation)
+        return im2col_kernels.im2col_gpu(x, *geometry, out=out)
+    return im2col_by_slices(x, kernel_size, stride, padding, dilation, out=out)
 
 
-def col2im(col, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+def col2im(col, x_shape, kernel_size, stride=1, padding=0, dilation=1, out=None):
     """Fold columns back into an image, adding overlapping contributions: the adjoint of im2col.
 
     col     (C, KH, KW, N, OH, OW), e.g. the gradient with respect to im2col's output
     x_shape (N, C, H, W) of the image im2col was applied to
+    out     optional C-contiguous (N, C, H, W) array to write the result into
     returns gx of shape (N, C, H, W), same dtype and device as col, where
             gx[n, c, h, w] = Σ col[c, kh, kw, n, oh, ow] over all (kh, kw, oh, ow) that read x[n, c, h, w]
     """
@@ -110,8 +112,8 @@ def col2im(col, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     _check_col_shape(col, x_shape, geometry)
     if backend.device_of(col) == "cuda" and col.dtype in (np.float32, np.float64):
         from ..cuda import im2col_kernels
-        return im2col_kernels.col2im_gpu(col, tuple(x_shape), *geometry)
-    return col2im_by_slices(col, x_shape, kernel_size, stride, padding, dilation)
+        return im2col_kernels.col2im_gpu(col, tuple(x_shape), *geometry, out=out)
+    return col2im_by_slices(col, x_shape, kernel_size, stride, padding, dilation, out=out)
 
 
 def _check_col_shape(col, x_shape, geometry):
@@ -122,7 +124,7 @@ def _check_col_shape(col, x_shape, geometry):
                          f"{(C, KH, KW, N, OH, OW)} for an image of shape {tuple(x_shape)}")
 
 
-def im2col_by_slices(x, kernel_size, stride=1, padding=0, dilation=1):
+def im2col_by_slices(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
     """im2col as KH·KW strided slice copies; the readable reference, on NumPy or CuPy."""
     xp = backend.get_array_module(x)
     geometry = _geometry("im2col", x.shape, kernel_size, stride, padding, dilation)
@@ -134,7 +136,10 @@ def im2col_by_slices(x, kernel_size, stride=1, padding=0, dilation=1):
         padded[:, :, PH:PH + H, PW:PW + W] = x.transpose(1, 0, 2, 3)
     else:
         padded = x.transpose(1, 0, 2, 3)          # a view: the slice copies below do the transpose
-    col = xp.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
+    col = xp.empty((C, KH, KW, N, OH, OW), dtype=x.dtype) if out is None else out
+    if col.shape != (C, KH, KW, N, OH, OW):
+        raise ValueError(f"im2col: out has shape {col.shape}, expected (C, KH, KW, N, OH, OW) = "
+                         f"{(C, KH, KW, N, OH, OW)} for an input of shape {x.shape}")
     for kh in range(KH):
         for kw in range(KW):
             rows, cols = _tap_window(kh, kw, geometry)
@@ -142,7 +147,7 @@ def im2col_by_slices(x, kernel_size, stride=1, padding=0, dilation=1):
     return col
 
 
-def col2im_by_slices(col, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+def col2im_by_slices(col, x_shape, kernel_size, stride=1, padding=0, dilation=1, out=None):
     """col2im as KH·KW strided slice additions (the mirror image of im2col_by_slices)."""
     xp = backend.get_array_module(col)
     geometry = _geometry("col2im", x_shape, kernel_size, stride, padding, dilation)
@@ -156,4 +161,8 @@ def col2im_by_slices(col, x_shape, kernel_size, stride=1, padding=0, dilation=1)
             # Windows of different taps overlap when the stride is smaller than the kernel: `+=`
             # on a slice is safe here because within ONE tap every padded pixel is hit at most once.
             padded[:, :, rows, cols] += col[:, kh, kw]
-    return xp.ascontiguousarray(padded[:, :, PH:PH + H, PW:PW + W].transpose(1, 0, 2, 3))
+    gx = padded[:, :, PH:PH + H, PW:PW + W].transpose(1, 0, 2, 3)
+    if out is None:
+        return xp.ascontiguousarray(gx)
+    out[...] = gx
+    return out

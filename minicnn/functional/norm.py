@@ -54,6 +54,10 @@ class BatchNorm(Function):
     Running statistics (evaluation):
         x̂ = (x − running_mean) / √(running_var + eps);   gx = gy·γ/√(running_var + eps)
     Both:  gγ = Σ gy·x̂,  gβ = Σ gy   (sums over N and the spatial axes).
+
+    Memory: forward saves x (held by the graph anyway, as this function's input), μ and 1/σ, not x̂;
+    backward recomputes x̂ in gx's buffer. Each pass writes into y or gx in place, so forward and
+    backward each allocate one array of x's size.
     """
 
     def __init__(self, running_mean, running_var, use_batch_stats, momentum, eps):
@@ -62,42 +66,56 @@ class BatchNorm(Function):
 
     def forward(self, x, gamma, beta):
         xp = backend.get_array_module(x)
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = _channel_shape(x)
+        shape, m = _channel_shape(x), x.size // x.shape[1]
+        y = xp.empty(x.shape, dtype=x.dtype)
         if self.use_batch_stats:
-            mean = x.mean(axis=axes)
-            centered = x - mean.reshape(shape)
-            var = (centered * centered).mean(axis=axes)
+            mean = (_channel_sum(x) / m).astype(x.dtype)
+            xp.subtract(x, mean.reshape(shape), out=y)                       # y = x − μ
+            var = _channel_sum(y, y) / m
             if self.running_mean is not None:
-                m = x.size // x.shape[1]
                 self.running_mean[...] = (1 - self.momentum) * self.running_mean + self.momentum * mean
                 self.running_var[...] = ((1 - self.momentum) * self.running_var
                                          + self.momentum * var * (m / (m - 1)))
         else:
-            centered = x - self.running_mean.reshape(shape).astype(x.dtype, copy=False)
-            var = self.running_var.astype(x.dtype, copy=False)
+            mean, var = self.running_mean.astype(x.dtype), self.running_var
+            xp.subtract(x, mean.reshape(shape), out=y)
         self.inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-        self.x_hat = centered * self.inv_std.reshape(shape)
-        self.gamma, self.axes = gamma, axes
-        y = gamma.reshape(shape) * self.x_hat + beta.reshape(shape)
-        return y.astype(x.dtype, copy=False)
+        xp.multiply(y, (gamma * self.inv_std).reshape(shape).astype(x.dtype, copy=False), out=y)
+        xp.add(y, beta.reshape(shape).astype(x.dtype, copy=False), out=y)    # y = γ·x̂ + β
+        self.x, self.mean, self.gamma = x, mean, gamma
+        return y
 
     def backward(self, gy):
-        shape, axes, x_hat = _channel_shape(gy), self.axes, self.x_hat
-        g_beta = gy.sum(axis=axes)
-        g_gamma = (gy * x_hat).sum(axis=axes)
-        gx = None
-        if self.needs_input_grad[0]:
-            scale = (self.gamma * self.inv_std).reshape(shape)
-            if self.use_batch_stats:
-                m = gy.size // gy.shape[1]
-                gx = scale / m * (m * gy - g_beta.reshape(shape) - x_hat * g_gamma.reshape(shape))
-            else:
-                gx = gy * scale
-            gx = gx.astype(gy.dtype, copy=False)
+        xp = backend.get_array_module(gy)
+        shape, m, inv_std = _channel_shape(gy), gy.size // gy.shape[1], self.inv_std
+        gx = xp.empty(gy.shape, dtype=gy.dtype)
+        xp.subtract(self.x, self.mean.reshape(shape), out=gx)                # gx = x − μ = x̂·σ
+        g_beta = _channel_sum(gy)
+        g_gamma = _channel_sum(gy, gx) * inv_std                            # Σ gy·x̂
+        scale = (self.gamma * inv_std).astype(gy.dtype, copy=False)         # γ/σ
+        if not self.needs_input_grad[0]:
+            gx = None
+        elif self.use_batch_stats:      # gx = (γ/σ)·(gy − Σgy/m − (x − μ)·(Σgy·x̂)/(σ·m))
+            xp.multiply(gx, (-g_gamma * inv_std / m).astype(gy.dtype).reshape(shape), out=gx)
+            xp.add(gx, gy, out=gx)
+            xp.subtract(gx, (g_beta / m).astype(gy.dtype).reshape(shape), out=gx)
+            xp.multiply(gx, scale.reshape(shape), out=gx)
+        else:
+            xp.multiply(gy, scale.reshape(shape), out=gx)
         g_gamma = g_gamma.astype(self.gamma.dtype, copy=False) if self.needs_input_grad[1] else None
         g_beta = g_beta.astype(self.gamma.dtype, copy=False) if self.needs_input_grad[2] else None
         return gx, g_gamma, g_beta
+
+
+def _channel_sum(a, b=None):
+    """Σ a, or Σ a·b, over every axis but the channels (axis 1): shape (C,), in one pass and without a
+    temporary array. float16 is accumulated in float32 (and the sum returned as float32)."""
+    xp = backend.get_array_module(a)
+    dtype = np.promote_types(a.dtype, np.float32)
+    a = a.reshape(a.shape[0], a.shape[1], -1)
+    if b is None:
+        return a.sum(axis=(0, 2), dtype=dtype)
+    return xp.einsum("ncl,ncl->c", a, b.reshape(a.shape), dtype=dtype)
 
 
 def _check_vector(name, value, channels, x_shape):
