@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from .. import backend
 from ..autograd import Function
 from .im2col import as_pair, col2im, conv_output_size, im2col
 
-__all__ = ["Conv2dFunction", "conv2d"]
+__all__ = ["Conv2dFunction", "DepthwiseConv2dFunction", "conv2d"]
 
 
 class Conv2dFunction(Function):
@@ -162,11 +164,72 @@ class Conv2dFunction(Function):
                             f"{', '.join(str(a.dtype) for a in (x, weight, bias) if a is not None)}")
 
 
+class DepthwiseConv2dFunction(Conv2dFunction):
+    """conv2d with groups = C = Cout (one KH×KW filter per channel, MobileNet's depthwise conv) and
+    stride 1, on the CPU: a direct sum over the KH·KW taps instead of im2col + GEMM.
+
+        y[n, c, oh, ow] = Σ_(kh,kw) w[c, kh, kw] · x_pad[n, c, oh + kh·DH, ow + kw·DW]   (+ b[c])
+        gW[c, kh, kw]   = Σ_(n,oh,ow) gy[n, c, oh, ow] · x_pad[n, c, oh + kh·DH, ow + kw·DW]
+        gx_pad[n, c, oh + kh·DH, ow + kw·DW] += w[c, kh, kw] · gy[n, c, oh, ow]   (every tap)
+
+    Why: an output needs only KH·KW multiply-adds, so the GEMM of im2col (inner dimension KH·KW)
+    runs far below the BLAS peak while im2col and col2im move KH·KW copies of x, row by short row.
+    Here a tap is one multiply and one add over the whole batch, as ONE long slice: each padded
+    channel plane (Hp × Wp) is laid flat and the planes of an image follow each other, (N, C·Hp·Wp).
+    Output (oh, ow) is kept at flat position oh·Wp + ow of its plane (the positions past OW in a row
+    and past OH in a plane are scratch, cropped at the end, and zero in gy), so tap (kh, kw) reads x
+    at that position + kh·DH·Wp + kw·DW: the same shift for every pixel of every channel. Each
+    channel's weight is repeated over its plane (``w_plane``) so that the multiply needs no broadcast.
+    On the GPU the im2col kernels do the work instead (one launch each, not a loop over the taps).
+    """
+
+    def forward(self, x, weight, bias=None):
+        self._check_shapes(x, weight, bias)
+        (N, C, H, W), (KH, KW) = x.shape, weight.shape[2:]
+        (PH, PW), (DH, DW) = self.padding, self.dilation
+        Hp, Wp, (OH, OW) = H + 2 * PH, W + 2 * PW, self._output_size(x, weight)
+        L = C * Hp * Wp
+        self.shifts = [kh * DH * Wp + kw * DW for kh in range(KH) for kw in range(KW)]
+        x_flat = np.zeros((N, L + self.shifts[-1]), dtype=x.dtype)     # + room for the last shift
+        x_flat[:, :L].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W] = x
+        w_plane = np.repeat(weight.reshape(C, KH * KW).T, Hp * Wp, axis=1)   # (KH·KW, C·Hp·Wp)
+        y_flat, product = np.zeros((N, L), dtype=x.dtype), np.empty((N, L), dtype=x.dtype)
+        for t, shift in enumerate(self.shifts):
+            y_flat += np.multiply(x_flat[:, shift:shift + L], w_plane[t], out=product)
+        y = y_flat.reshape(N, C, Hp, Wp)[:, :, :OH, :OW]
+        self.x_flat, self.w_plane, self.kernel = x_flat, w_plane, (KH, KW)
+        self.geometry = (N, C, H, W, Hp, Wp, OH, OW)
+        return np.ascontiguousarray(y) if bias is None else y + bias.reshape(C, 1, 1)
+
+    def backward(self, gy):
+        (N, C, H, W, Hp, Wp, OH, OW), (PH, PW), L = self.geometry, self.padding, self.w_plane.shape[1]
+        gy_flat = np.zeros((N, C, Hp, Wp), dtype=gy.dtype)
+        gy_flat[:, :, :OH, :OW] = gy                                     # scratch positions stay 0
+        gy_flat = gy_flat.reshape(N, L)
+        gx_flat = np.zeros(self.x_flat.shape, dtype=gy.dtype) if self.needs_input_grad[0] else None
+        gW, product = np.empty((len(self.shifts), C), dtype=gy.dtype), np.empty((N, L), dtype=gy.dtype)
+        for t, shift in enumerate(self.shifts):
+            if self.needs_input_grad[1]:
+                x_shifted = self.x_flat[:, shift:shift + L].reshape(N, C, Hp * Wp)
+                gW[t] = np.einsum("ncl,ncl->c", gy_flat.reshape(N, C, Hp * Wp), x_shifted)
+            if gx_flat is not None:
+                gx_flat[:, shift:shift + L] += np.multiply(gy_flat, self.w_plane[t], out=product)
+        gx = None
+        if gx_flat is not None:
+            gx = np.ascontiguousarray(gx_flat[:, :L].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W])
+        gW = gW.T.reshape(C, 1, *self.kernel) if self.needs_input_grad[1] else None
+        if len(self.needs_input_grad) == 2:
+            return gx, gW
+        return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of x (N, C, H, W) with weight (Cout, C/groups, KH, KW) → (N, Cout, OH, OW).
 
     stride, padding, dilation: an int or a (height, width) pair; padding is zeros on both sides.
     groups: split channels into independent groups (groups = C: depthwise).
     """
-    function = Conv2dFunction(stride, padding, dilation, groups)
+    depthwise = (x.ndim == weight.ndim == 4 and groups == weight.shape[0] == x.shape[1]
+                 and weight.shape[1] == 1 and as_pair(stride, "stride", "conv2d") == (1, 1) and backend.device_of(x) == "cpu")
+    function = (DepthwiseConv2dFunction if depthwise else Conv2dFunction)(stride, padding, dilation, groups)
     return function(x, weight) if bias is None else function(x, weight, bias)
