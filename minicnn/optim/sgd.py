@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 
+from .. import backend
 from .optimizer import Optimizer, required
 
 __all__ = ["SGD"]
@@ -80,9 +81,11 @@ class SGD(Optimizer):
         # float(): a NumPy float64 option would otherwise promote float32 arrays to float64.
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
-        g = grad
+        xp = backend.get_array_module(param)
+        g, fresh = grad, False          # fresh: g is this update's own array, free to be overwritten
         if weight_decay != 0:
-            g = g + weight_decay * param                    # a new array: grad itself is never changed
+            g, fresh = xp.multiply(param, weight_decay), True    # a new array: grad itself is never changed
+            g += grad
         if group.get("momentum_form", "pytorch") == "caffe":
             self._caffe_update(param, g, state, lr, momentum)
             return
@@ -92,9 +95,13 @@ class SGD(Optimizer):
                 buffer = state["momentum_buffer"] = g.copy()   # copy: g may be the grad array
             else:
                 buffer *= momentum
-                buffer += (1 - dampening) * g
-            g = g + momentum * buffer if group["nesterov"] else buffer
-        param -= lr * g
+                buffer += g if dampening == 0 else (1 - dampening) * g
+            if group["nesterov"]:
+                g, fresh = g + momentum * buffer, True
+            else:
+                g, fresh = buffer, False
+        # p = p − lr·g, the product written over g when g is this update's own array.
+        param -= xp.multiply(g, lr, out=g if fresh else None)
 
     @staticmethod
     def _caffe_update(param, g, state, lr, momentum):
