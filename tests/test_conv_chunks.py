@@ -87,6 +87,25 @@ def test_a_retained_graph_backpropagates_twice_through_chunks(monkeypatch):
         np.testing.assert_allclose(t.grad.data, 2 * g, rtol=1e-12)
 
 
+@pytest.mark.parametrize("x_shape, Cout, kernel, padding, dilation, groups", [
+    ((2, 3, 7, 6), 4, (3, 3), 1, 1, 1),
+    ((2, 4, 8, 9), 6, (3, 2), (0, 1), (2, 1), 2),
+    ((1, 3, 6, 12), 6, (1, 7), (0, 3), 1, 3),
+    ((2, 2, 5, 5), 3, (5, 5), 0, 1, 1),
+])
+def test_input_gradient_as_a_convolution_equals_col2im(xp, monkeypatch, x_shape, Cout, kernel, padding,
+                                                       dilation, groups):
+    x, weight, bias = arrays(x_shape, Cout, kernel, groups, seed=5)
+    hyper = dict(padding=padding, dilation=dilation, groups=groups)
+    f = Conv2dFunction(1, padding, dilation, groups)
+    assert f._input_gradient_is_a_convolution(weight)
+    gy = np.random.default_rng(6).standard_normal(conv2d(x, weight, **hyper).shape)
+    by_convolution = conv_step(xp, x, weight, bias, gy, **hyper)
+    monkeypatch.setattr(Conv2dFunction, "_input_gradient_is_a_convolution", lambda self, weight: False)
+    by_col2im = conv_step(xp, x, weight, bias, gy, **hyper)
+    np.testing.assert_allclose(by_convolution[1], by_col2im[1], rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------ depthwise ------------------
 
 @pytest.mark.parametrize("padding, dilation", [(1, 1), (0, 1), ((2, 1), (2, 1)), ((0, 3), (1, 2))])
@@ -139,13 +158,14 @@ def raw_conv_step(x, weight, bias, gy, **hyper):
 
 @pytest.mark.parametrize("x_shape, Cout", [
     ((8, 64, 28, 28), 64),      # columns of several chunks (13.8 MiB)
-    ((8, 64, 14, 14), 64),      # one chunk, kept from forward to backward (3.4 MiB)
+    ((8, 64, 14, 14), 64),      # small maps (3.4 MiB)
     ((64, 16, 28, 28), 16),     # a large batch of a small layer (27.6 MiB)
 ])
 def test_peak_memory_of_a_3x3_conv_step_is_at_most_1_5_times_its_column_matrix(x_shape, Cout):
     # The column matrix of a 3×3, stride-1 conv is 9× its input. The bound cannot apply where the
     # columns are not much larger than what any conv step allocates (output, gradients): 1×1 or
-    # stride-2 layers (columns 1–2.25× the input), or layers whose weights outweigh their columns.
+    # stride-2 layers (columns 1–2.25× the input), or layers of a single small chunk (< 2 MiB),
+    # whose weight, weight gradient and flipped weight are no longer small beside their columns.
     x, weight, bias = arrays(x_shape, Cout, (3, 3), 1, dtype=np.float32)
     gy = np.ones((x_shape[0], Cout, *x_shape[2:]), np.float32)
     columns = x.nbytes * 9

@@ -16,6 +16,11 @@ learning library. With col = im2col(x) viewed as (G, K, P) and W viewed as (G, C
     backward   gW[g]  = gy[g] · col[g]ᵀ
                gcol[g] = W[g]ᵀ · gy[g],    gx = col2im(gcol)
                gb     = Σ over N, OH, OW of gy
+    stride 1   gx     = conv2d(gy, W flipped in KH and KW with C and Cout swapped, padding D·(K − 1) − P),
+                        the same products as gcol + col2im, computed as a forward convolution (faster)
+
+For speed on the CPU the columns are built a few images at a time (``Conv2dFunction``), and the
+depthwise 3×3 of MobileNet is a direct sum over the taps (``DepthwiseConv2dFunction``).
 
 Groups split the channels into G independent convolutions (each output channel sees C/G input
 channels); G = C with Cout = m·C is the depthwise convolution of MobileNet. A 1×7 kernel with
@@ -41,7 +46,7 @@ class Conv2dFunction(Function):
     Chunks. The columns are made for a few images at a time and consumed at once by the GEMMs, in
     ONE buffer reused from chunk to chunk: a whole batch's columns are KH·KW/(SH·SW) times the size of
     x (1.1 GiB for the first stage of ResNet-18 at batch 128), while a chunk of about ``chunk_bytes``
-    (4 MiB on the CPU) stays in the cache, where the GEMMs read it, and bounds the memory for any
+    (2 MiB on the CPU) stays in the cache, where the GEMMs read it, and bounds the memory for any
     batch (on a GPU the 1 GiB chunk only does the latter). A chunk holds at least
     ``min_chunk_columns`` columns (n·OH·OW), so that small feature maps still make wide GEMMs, and
     the batch is cut into chunks of equal size. Backward makes each chunk's columns again (gW =
@@ -53,7 +58,7 @@ class Conv2dFunction(Function):
     1.5× its whole column matrix, 0.4–0.6× when it is cut into chunks (tests/test_conv_chunks.py).
     """
 
-    chunk_bytes = {"cpu": 4 * 2 ** 20, "cuda": 2 ** 30}
+    chunk_bytes = {"cpu": 2 * 2 ** 20, "cuda": 2 ** 30}
     min_chunk_columns = 1024
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
@@ -90,15 +95,18 @@ class Conv2dFunction(Function):
         x, weight, G = self.x, self.weight, self.groups
         (N, C), (Cout, Cg, KH, KW), (OH, OW) = x.shape[:2], weight.shape, gy.shape[2:]
         needs_x, needs_w = self.needs_input_grad[:2]
-        gx = xp.empty(x.shape, dtype=gy.dtype) if needs_x else None
+        by_convolution = needs_x and self._input_gradient_is_a_convolution(weight)
+        by_col2im = needs_x and not by_convolution
+        gx = xp.empty(x.shape, dtype=gy.dtype) if by_col2im else None
         gW = xp.zeros((G, Cout // G, Cg * KH * KW), dtype=gy.dtype) if needs_w else None
         weight_t = weight.reshape(G, Cout // G, -1).transpose(0, 2, 1)          # (G, K, Cout/G)
-        for images, col in self._column_chunks(x, weight, fill=needs_w, cached=self.col):
+        chunks = self._column_chunks(x, weight, fill=needs_w, cached=self.col) if needs_w or by_col2im else ()
+        for images, col in chunks:
             g = xp.ascontiguousarray(gy[images].transpose(1, 0, 2, 3)).reshape(G, Cout // G, -1)
             if needs_w:
                 # col·gᵀ then a transpose of the small result: BLAS reads the big col in its stored order.
                 gW += xp.matmul(col, g.transpose(0, 2, 1)).transpose(0, 2, 1)
-            if needs_x:     # gcol = Wᵀ·g goes into the chunk's column buffer, then col2im
+            if by_col2im:   # gcol = Wᵀ·g goes into the chunk's column buffer, then col2im
                 if Cout == G:   # depthwise: an outer product, which multiply does ~4× faster than matmul
                     xp.multiply(weight_t, g, out=col)
                 else:
@@ -106,11 +114,36 @@ class Conv2dFunction(Function):
                 del g       # free this chunk of gy before col2im allocates its padded image
                 col2im(col.reshape(C, KH, KW, -1, OH, OW), gx[images].shape, (KH, KW), self.stride,
                        self.padding, self.dilation, out=gx[images])
-        self.col = None     # overwritten by gcol: a second backward (retain_graph) makes it again
+        # The columns are gcol now, or no longer needed: free them (a retained graph makes them again).
+        self.col = col = chunks = None
+        if by_convolution:
+            gx = self._input_gradient_by_convolution(gy, weight)
         gW = None if gW is None else gW.reshape(weight.shape)
         if len(self.needs_input_grad) == 2:
             return gx, gW
         return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
+
+    def _input_gradient_is_a_convolution(self, weight):
+        """Stride 1 and padding ≤ the dilated kernel's extent − 1 (every "same" or "valid" conv)."""
+        return self.stride == (1, 1) and all(d * (k - 1) >= p for d, k, p in
+                                             zip(self.dilation, weight.shape[2:], self.padding))
+
+    def _input_gradient_by_convolution(self, gy, weight):
+        """gx of a stride-1 conv is the conv of gy, padded by D·(K − 1) − P, with the kernel flipped in
+        both spatial axes and its channel axes swapped within each group:
+
+            gx[n, c, h, w] = Σ_(f, kh, kw) gy_pad[n, f, h + kh·DH, w + kw·DW] · W[f, c, KH−1−kh, KW−1−kw]
+
+        Same products as gcol = Wᵀ·gy + col2im, but one im2col (a copy per tap) replaces col2im (a
+        read-modify-write per tap): 25–40 % faster on small feature maps."""
+        xp = backend.get_array_module(weight)
+        G, (Cout, Cg, KH, KW) = self.groups, weight.shape
+        flipped = weight[:, :, ::-1, ::-1].reshape(G, Cout // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4)
+        flipped = xp.ascontiguousarray(flipped).reshape(G * Cg, Cout // G, KH, KW)
+        padding = tuple(d * (k - 1) - p for d, k, p in zip(self.dilation, (KH, KW), self.padding))
+        transposed = Conv2dFunction(1, padding, self.dilation, G)
+        transposed.needs_input_grad = (False, False)
+        return transposed.forward(gy, flipped)
 
     def _output_size(self, x, weight):
         (PH, PW), (DH, DW) = self.padding, self.dilation
