@@ -19,11 +19,12 @@ are checked to give the same logits, loss and gradients before timing.
 
 GFLOP/s is nominal: 3 × 2 × the multiply-adds of the forward pass (forward, gx and gW products of
 every conv and linear layer, as counted by ``minicnn.models.summary``), whatever the algorithm does.
-Memory, measured in one extra untimed run of each library: "traced" is the peak of NumPy allocations
-above what was live before the step (tracemalloc; minicnn only — torch's allocator is invisible to it);
-"RSS" is the growth of the process's resident set during the step (VmHWM after resetting it through
-/proc/self/clear_refs, minus VmRSS before), for both. "faults" counts the minor page faults per
-step (fresh memory the kernel had to map), median over the repetitions.
+Memory. "traced" is the peak of NumPy allocations during one untimed minicnn step above what was live
+before it (tracemalloc; torch's allocator is invisible to it). "RSS" is the peak growth of the resident
+set over the first two steps of ONE library in a fresh process of its own (VmHWM, reset through
+/proc/self/clear_refs, minus VmRSS before; in the timing process the two libraries share the
+allocator's heap), so it includes the optimizer's state and what the allocator keeps. "faults" counts
+the minor page faults of a timed step (fresh memory the kernel had to map), median over repetitions.
 
 On a machine shared with other jobs wall-clock times swing by 2-3x; ``--threads 1 --clock cpu`` (one
 BLAS/OpenMP thread on both sides, CPU time of the process) is the stable alternative, because a
@@ -35,6 +36,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -302,9 +304,9 @@ def run(case, args, sync):
     return ours, theirs, statistics.median(faults[0::2]), statistics.median(faults[1::2])
 
 
-def memory(case, device):
+def memory_of(case, name, kind, args):
     """(minicnn traced MiB, minicnn RSS MiB, torch RSS MiB) on the CPU; GPU pool sizes on cuda."""
-    if device == "cuda":
+    if args.device == "cuda":
         import torch
         pool = minicnn.backend.cupy().get_default_memory_pool()
         pool.free_all_blocks()
@@ -313,7 +315,27 @@ def memory(case, device):
         case.torch_step()
         # CuPy keeps no peak: its pool's size after a step is an upper bound of the peak.
         return None, pool.total_bytes() / 2 ** 20, torch.cuda.max_memory_allocated() / 2 ** 20
-    return traced_peak(case.minicnn_step), rss_growth(case.minicnn_step), rss_growth(case.torch_step)
+    return (traced_peak(case.minicnn_step), rss_in_child(kind, name, "minicnn", args),
+            rss_in_child(kind, name, "torch", args))
+
+
+def rss_in_child(kind, name, library, args):
+    """Peak RSS growth (MiB) over two steps of one library, run in a fresh process of its own (in
+    this one both libraries share the allocator's heap, which hides what each of them needs)."""
+    command = [sys.executable, os.path.abspath(__file__), "--rss-child", kind, name, library,
+               "--threads", str(args.threads)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    try:
+        return float(result.stdout.split()[-1])
+    except (IndexError, ValueError):
+        return None
+
+
+def rss_child(kind, name, library):
+    case = (layer_case if kind == "layer" else step_case)(name, "cpu")
+    step = case.minicnn_step if library == "minicnn" else case.torch_step
+    growth = rss_growth(lambda: (step(), step()))
+    print("–" if growth is None else f"{growth:.1f}")
 
 
 def main():
@@ -327,7 +349,12 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="BLAS/OpenMP threads (default: all cores)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time, meaningful with --threads 1 on the CPU only")
+    parser.add_argument("--rss-child", nargs=3, metavar=("KIND", "NAME", "LIBRARY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_child:
+        import torch
+        torch.set_num_threads(args.threads or os.cpu_count())
+        return rss_child(*args.rss_child)
     if args.layers is None and args.steps is None:
         args.layers, args.steps = list(LAYERS), list(STEPS)
     layers = (args.layers or list(LAYERS)) if args.layers is not None else []
@@ -348,10 +375,10 @@ def main():
 
     print(machine(args.device))
     print(f"float32 unless noted; median of {args.reps} interleaved runs, {args.clock} clock; ratio = minicnn/torch")
-    memory_note = "GPU pool MiB (CuPy, upper bound) | torch peak" if args.device == "cuda" else \
-        "traced | RSS MiB"
+    memory = ("MiB: – | CuPy pool (upper bound) | torch peak" if args.device == "cuda" else
+              "MiB: minicnn traced | minicnn RSS | torch RSS")
     print(f"{'case':10s} {'minicnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} {'minicnn GF/s':>12s} "
-          f"{'torch GF/s':>10s} {'faults':>13s}  minicnn mem {memory_note:s} | torch RSS MiB   note")
+          f"{'torch GF/s':>10s} {'faults m | t':>14s}  {memory}   note")
     rows = [(name, layer_case) for name in layers] + [(name, step_case) for name in steps]
     for name, make in rows:
         if make is step_case and args.device not in STEPS[name][3]:
@@ -359,11 +386,11 @@ def main():
             continue
         case = make(name, args.device)
         ours, theirs, our_faults, their_faults = run(case, args, sync)
-        traced, our_rss, their_rss = memory(case, args.device)
+        traced, our_rss, their_rss = memory_of(case, name, "layer" if make is layer_case else "step", args)
         mem = " | ".join("–" if v is None else f"{v:.1f}" for v in (traced, our_rss, their_rss))
         print(f"{name:10s} {ours * 1e3:10.1f} {theirs * 1e3:9.1f} {ours / theirs:6.2f} "
               f"{case.flops / ours / 1e9:12.1f} {case.flops / theirs / 1e9:10.1f} "
-              f"{our_faults:6.0f} {their_faults:6.0f}  {mem}   {case.note}", flush=True)
+              f"{our_faults:6.0f} | {their_faults:5.0f}  {mem:40s}   {case.note}", flush=True)
         del case
         gc.collect()
 
