@@ -50,12 +50,13 @@ class Conv2dFunction(Function):
     batch (on a GPU the 1 GiB chunk only does the latter). A chunk holds at least
     ``min_chunk_columns`` columns (n·OH·OW), so that small feature maps still make wide GEMMs, and
     the batch is cut into chunks of equal size. Backward makes each chunk's columns again (gW =
-    gy·colᵀ needs them: one more im2col pass, cheaper than keeping them all) and overwrites them
-    with gcol = Wᵀ·gy for col2im. When the whole batch is one chunk, forward's columns are kept for
-    backward instead. Both limits are class attributes: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30``
+    gy·colᵀ needs them: one more im2col pass, cheaper than keeping them all) and, for a strided conv,
+    overwrites them with gcol = Wᵀ·gy for col2im (for stride 1 gx is a convolution of gy instead, see
+    ``_input_gradient_by_convolution``). When the whole batch is one chunk, forward's columns are kept
+    for backward. Both limits are class attributes: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30``
     makes bigger chunks.
     Memory of a 3×3 stride-1 conv step, everything included (y, gx, gW, gb, temporaries): at most
-    1.5× its whole column matrix, 0.4–0.6× when it is cut into chunks (tests/test_conv_chunks.py).
+    1.5× its whole column matrix, 0.3–0.6× when it is cut into chunks (tests/test_conv_chunks.py).
     """
 
     chunk_bytes = {"cpu": 2 * 2 ** 20, "cuda": 2 ** 30}
