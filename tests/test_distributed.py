@@ -302,16 +302,16 @@ def test_a_rank_that_raises_ends_the_whole_job_non_zero_within_seconds(tmp_path)
 def test_minicnn_train_distributed_prints_and_writes_once_and_resumes_in_one_process(tmp_path, capsys):
     out = tmp_path / "run"
     result = mpiexec("-m", "minicnn", "train", "cnn", "--limit", "128", "--epochs", "1", "--no-progress",
-                     "--distributed", "--scale-lr", "--sync-bn", "--batch-size", "32", "--out", out)
+                     "--distributed", "--scale-lr", "--sync-bn", "--batch-size", "32", "--lr", "0.02", "--out", out)
     assert result.stdout.count("epoch 1/1") == 1 and result.stdout.count("test accuracy") == 1
-    assert "sgd lr 0.2 (= 0.1 × 2 processes, linear scaling rule)" in result.stdout
+    assert "sgd lr 0.04 (= 0.02 × 2 processes, linear scaling rule)" in result.stdout
     assert "batch 32 × 2 processes, synchronised batch norm" in result.stdout
     for name in ("checkpoint.npz", "model.npz", "history.json"):
         assert (out / name).stat().st_size > 0
     assert cli.main(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "resuming cnn from epoch 1" in printed
-    assert "sgd lr 0.2, cosine schedule, batch 64, synchronised batch norm" in printed
+    assert "sgd lr 0.04, cosine schedule, batch 64, synchronised batch norm" in printed
     assert [r["epoch"] for r in load_checkpoint(out / "checkpoint.npz")["history"]["records"]] == [1, 2]
 
 
