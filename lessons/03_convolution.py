@@ -128,9 +128,13 @@ savefig(fig, args, "03_im2col_matrix")
 plt.close(fig)
 
 # %% [markdown]
-# minicnn's `conv2d` is exactly this: im2col, one GEMM per group, a bias add. Its backward is two
+# minicnn's `conv2d` is exactly this: im2col, one GEMM per group, a bias add (done on chunks of the
+# batch, so that the column matrix never has to fit in memory all at once). Its backward is two
 # more GEMMs (gW = gy·colᵀ and gcol = Wᵀ·gy) and `col2im`, the adjoint of im2col, which adds
-# every column entry back to the pixel it was copied from:
+# every column entry back to the pixel it was copied from. (For stride 1 minicnn takes a shortcut
+# with the same result: the input gradient is itself a convolution — of gy with the kernel flipped
+# and its in/out channels swapped — so it reuses the forward code; the docstring of `conv.py` has
+# the formula.)
 
 # %%
 show(Conv2dFunction.forward)
