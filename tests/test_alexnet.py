@@ -177,9 +177,11 @@ def test_small_variant_loss_falls_in_a_few_steps():
 @pytest.mark.slow
 def test_small_variant_memorises_256_fashion_mnist_images():
     # Dropout is switched off: the test is about fitting (capacity and correct gradients end to end),
-    # and dropout 0.5 multiplies the steps needed several times.
+    # and dropout 0.5 multiplies the steps needed several times. Without batch norm the full-width
+    # net (He init) diverges at lr 0.02 (loss 3.2, 5.5, 10.3, then NaN); 0.01 spikes to 4.6 and
+    # reaches 100% at step 175, 0.005 at step 125 (measured).
     minicnn.manual_seed(0)
     x, y = fashion_256()
     net = models.alexnet(num_classes=10, in_channels=1, small_input=True, input_size=28, dropout=0.0)
-    _, reached = memorise(net, x, y, steps=400, lr=0.02)
+    _, reached = memorise(net, x, y, steps=400, lr=0.005)
     assert reached is not None

@@ -251,10 +251,12 @@ def test_small_variant_loss_falls_in_a_few_steps():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vgg11_bn", "vgg16_bn"])
-def test_small_variant_memorises_256_fashion_mnist_images(name):
+@pytest.mark.parametrize("name, lr", [("vgg11_bn", 0.05), ("vgg16_bn", 0.02)])
+def test_small_variant_memorises_256_fashion_mnist_images(name, lr):
+    # The deeper D net is noisier at lr 0.05 (the loss climbs from 2.4 to 6 in its first steps and it
+    # misses 100% in 300); at 0.02 it memorises by step 125 (measured).
     minicnn.manual_seed(0)
     x, y = fashion_256(pad_to_32=True)
     net = models.get_model(name, num_classes=10, in_channels=1, small_input=True)
-    _, reached = memorise(net, x, y, steps=300, lr=0.05)
+    _, reached = memorise(net, x, y, steps=300, lr=lr)
     assert reached is not None
