@@ -29,6 +29,7 @@ setup(
         "numpy>=1.24",
         "matplotlib>=3.6",
         "tqdm>=4.60",
+        "threadpoolctl>=3.1",      # `minicnn train --threads N`: the BLAS library's thread count
     ],
     extras_require={
         # CuPy ships one wheel per CUDA major version: cupy-cuda12x for CUDA 12.x, cupy-cuda13x for

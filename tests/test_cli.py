@@ -128,6 +128,22 @@ def test_gradcheck_passes_on_a_tiny_float64_instance(capsys, model):
     assert "float64" in out and "passed" in out
 
 
+def test_threads_limits_the_blas_threads_while_training_and_restores_them(monkeypatch, capsys):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+    before, seen = blas_threads(), []
+    monkeypatch.setattr(cli, "train", lambda args: seen.extend(blas_threads()))
+    assert cli.main(["train", "--threads", "1"]) == 0
+    assert seen and set(seen) == {1}
+    assert blas_threads() == before
+    seen.clear()
+    assert cli.main(["train"]) == 0                     # no --threads: the library's own setting
+    assert seen == before
+
+
 # ---------------------------------------------------------------- errors -------------------------
 
 @pytest.mark.parametrize("args, message", [
@@ -138,6 +154,7 @@ def test_gradcheck_passes_on_a_tiny_float64_instance(capsys, model):
     (["train", "--lr", "-1"], "must be > 0"),
     (["train", "--lr", "nan"], "finite"),
     (["train", "--label-smoothing", "2"], "≤ 1"),
+    (["train", "--threads", "0"], "must be > 0"),
     (["train", "--dataset", "imagenet"], "invalid choice"),
     (["train", "--limit", "10", "--batch-size", "64"], "batch-size 64 is larger"),
     (["evaluate", "no/such/checkpoint.npz"], "no such file"),
