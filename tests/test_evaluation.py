@@ -137,6 +137,16 @@ def test_evaluate_reports_mean_cross_entropy_and_top1_top5_over_batches():
     assert result["n"] == 10
 
 
+def test_evaluate_loss_is_finite_when_a_wrong_class_wins_by_a_mile():
+    # Logits 2000 apart: softmax of the true class underflows to 0 even in float64, and log(0) = −inf
+    # (with a RuntimeWarning); log-softmax gives the exact loss, 2000.
+    logits = np.array([[2000.0, 0.0], [0.0, 1.0]], np.float32)[:, :, None, None]
+    with np.errstate(divide="raise", invalid="raise"):       # log(0) raises
+        result = E.evaluate(nn.Flatten(), [(logits, np.array([1, 1]))])
+    expected = (2000.0 + np.log1p(np.exp(-1.0))) / 2
+    assert result["loss"] == pytest.approx(expected, rel=1e-12)
+
+
 def test_evaluate_restores_training_mode():
     model = nn.Flatten()
     E.evaluate(model, [(np.zeros((2, 3, 1, 1), np.float32), np.array([0, 1]))])
