@@ -38,8 +38,9 @@ SMOOTHING_CONVENTIONS = ("pytorch", "k-1")
 
 # ---------------------------------------------------------------- helpers ----------------------
 
-def _log_softmax_rows(x):
-    """log softmax along axis 1 via log-sum-exp (the max is subtracted first)."""
+def log_softmax_rows(x):
+    """log softmax of raw (N, K) arrays along axis 1 via log-sum-exp (the max is subtracted first):
+    finite however far apart the scores are. Also used by training.evaluation."""
     xp = backend.get_array_module(x)
     shifted = x - x.max(axis=1, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
@@ -130,7 +131,7 @@ class CrossEntropy(Function):
             self.target_dtype = target.dtype
             q = target.astype(x.dtype, copy=False)
         self.q = self.a * q + self.b
-        self.log_p = _log_softmax_rows(x)
+        self.log_p = log_softmax_rows(x)
         return _reduce(-(self.q * self.log_p).sum(axis=1), self.reduction)
 
     def backward(self, gy):
@@ -290,8 +291,8 @@ class Distillation(Function):
 
     def forward(self, student, teacher):
         xp = backend.get_array_module(student)
-        log_ps = _log_softmax_rows(student / self.T)
-        log_pt = _log_softmax_rows(teacher.astype(student.dtype, copy=False) / self.T)
+        log_ps = log_softmax_rows(student / self.T)
+        log_pt = log_softmax_rows(teacher.astype(student.dtype, copy=False) / self.T)
         self.ps, self.pt = xp.exp(log_ps), xp.exp(log_pt)
         kl = (self.pt * (log_pt - log_ps)).sum(axis=1)
         return _reduce(kl * (self.T * self.T), self.reduction)

@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Tensor, no_grad
+from ..functional.loss import log_softmax_rows
 from .metrics import AverageMeter, topk_correct
 
 __all__ = ["evaluate", "predict_logits", "predict_proba", "softmax", "center_crop", "five_crop", "ten_crop",
@@ -80,14 +81,6 @@ def softmax(scores):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def log_softmax(scores):
-    """Row log-softmax of (N, K) scores, s − max − log Σ exp(s − max): finite however far apart the
-    scores are (log(softmax) gives −inf, and a warning, once a probability underflows to 0)."""
-    xp = backend.get_array_module(scores)
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-
-
 def predict_proba(model, images, batch_size=256):
     """softmax of ``predict_logits``: class probabilities (N, K) of one view."""
     return softmax(predict_logits(model, images, batch_size))
@@ -105,7 +98,7 @@ def evaluate(model, batches, ks=(1, 5)):
         labels = backend.as_numpy(labels)
         logits = predict_logits(model, images)
         xp = backend.get_array_module(logits)
-        log_p = log_softmax(logits.astype(np.float64))
+        log_p = log_softmax_rows(logits.astype(np.float64))   # finite when a probability underflows
         loss.update(float(-log_p[xp.arange(len(labels)), xp.asarray(labels)].mean()), len(labels))
         logits = backend.as_numpy(logits)
         correct += topk_correct(logits, labels, ks)
