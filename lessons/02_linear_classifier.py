@@ -80,7 +80,7 @@ print("F.softmax:                          ", F.softmax(Tensor(scores), dim=1).d
 # is the log-sum-exp above, and its backward is simply p − onehot(y), divided by N for the mean.
 
 # %%
-show(minicnn.functional.loss._log_softmax_rows)
+show(minicnn.functional.loss.log_softmax_rows)
 show(minicnn.functional.loss.CrossEntropy)
 
 # %%
