@@ -127,9 +127,10 @@ def traced_peak(step):
 
 
 def restart_with_threads(threads):
-    """Re-run this script with BLAS/OpenMP limited to ``threads`` (NumPy's BLAS fixes it at load)."""
+    """Re-run this script with BLAS/OpenMP (and minicnn) limited to ``threads`` (NumPy's BLAS fixes it at
+    load)."""
     if threads and os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
-        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MINICNN_NUM_THREADS"):
             os.environ[variable] = str(threads)
         os.execv(sys.executable, [sys.executable, *sys.argv])
 
@@ -142,7 +143,7 @@ def machine(device):
         cpu = platform.processor() or platform.machine()
     import torch
     text = (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, numpy {np.__version__}, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), minicnn {minicnn.get_num_threads()} threads")
     if device == "cuda":
         cp = minicnn.backend.cupy()
         text += f"; {torch.cuda.get_device_name()}, CuPy {cp.__version__}"
@@ -347,6 +348,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--pause", type=float, default=0.2, help="seconds of idle before each timed run")
     parser.add_argument("--threads", type=int, default=0, help="BLAS/OpenMP threads (default: all cores)")
+    parser.add_argument("--minicnn-threads", type=int, default=0,
+                        help="minicnn's own threads (minicnn.set_num_threads; default: --threads or all cores)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time, meaningful with --threads 1 on the CPU only")
     parser.add_argument("--rss-child", nargs=3, metavar=("KIND", "NAME", "LIBRARY"), help=argparse.SUPPRESS)
@@ -362,6 +365,7 @@ def main():
     restart_with_threads(args.threads)
     import torch
     torch.set_num_threads(args.threads or os.cpu_count())
+    minicnn.set_num_threads(args.minicnn_threads or args.threads or os.cpu_count())
     sync = None
     if args.device == "cuda":
         if not (torch.cuda.is_available() and minicnn.gpu_available()):

@@ -668,35 +668,41 @@ def gradcheck_model(args):
 
 # ---- main -------------------------------------------------------------------------------------------
 
-THREADS_HELP = ("BLAS threads on the CPU (default: the BLAS library's, one per core). On a 2-core machine "
-                "the default resnet8 trains faster with 1 (453 against 289 images/s, measured): its small "
-                "GEMMs gain less from a second thread than the idle-spinning BLAS thread takes from NumPy's "
-                "other work; wide networks gain from all cores")
+THREADS_HELP = ("CPU threads: minicnn's own (minicnn.set_num_threads, which share out each convolution's "
+                "batch) and the BLAS library's (default: one per core for both)")
 
 
 @contextlib.contextmanager
-def blas_threads(n):
-    """Limit the BLAS library's threads to n for the block (threadpoolctl); n=None changes nothing."""
+def cpu_threads(n):
+    """minicnn's threads and the BLAS library's (threadpoolctl) set to n for the block, both restored
+    afterwards; n=None changes nothing."""
     if n is None:
         yield
         return
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
+
+    from . import parallel
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
+    finally:
+        parallel.set_num_threads(before)
 
 
 def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         if args.command == "train":
-            with blas_threads(args.threads):
+            with cpu_threads(args.threads):
                 if args.distributed:
                     train_distributed(args)
                 else:
                     train(args)
             return 0
         if args.command == "evaluate":
-            with blas_threads(args.threads):
+            with cpu_threads(args.threads):
                 evaluate_checkpoint(args)
             return 0
         if args.command == "summary":

@@ -128,20 +128,21 @@ def test_gradcheck_passes_on_a_tiny_float64_instance(capsys, model):
     assert "float64" in out and "passed" in out
 
 
-def test_threads_limits_the_blas_threads_while_training_and_restores_them(monkeypatch, capsys):
+def test_threads_sets_minicnn_and_blas_threads_while_training_and_restores_them(monkeypatch, capsys):
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
-    def blas_threads():
-        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    def threads():
+        return ([pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"],
+                minicnn.get_num_threads())
 
-    before, seen = blas_threads(), []
-    monkeypatch.setattr(cli, "train", lambda args: seen.extend(blas_threads()))
-    assert cli.main(["train", "--threads", "1"]) == 0
-    assert seen and set(seen) == {1}
-    assert blas_threads() == before
+    before, seen = threads(), []
+    monkeypatch.setattr(cli, "train", lambda args: seen.append(threads()))
+    assert cli.main(["train", "--threads", "3"]) == 0
+    assert seen[0][1] == 3 and set(seen[0][0]) == {3}
+    assert threads() == before
     seen.clear()
-    assert cli.main(["train"]) == 0                     # no --threads: the library's own setting
-    assert seen == before
+    assert cli.main(["train"]) == 0                     # no --threads: the libraries' own settings
+    assert seen == [before]
 
 
 # ---------------------------------------------------------------- errors -------------------------

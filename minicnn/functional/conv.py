@@ -19,8 +19,10 @@ learning library. With col = im2col(x) viewed as (G, K, P) and W viewed as (G, C
     stride 1   gx     = conv2d(gy, W flipped in KH and KW with C and Cout swapped, padding D·(K − 1) − P),
                         the same products as gcol + col2im, computed as a forward convolution (faster)
 
-For speed on the CPU the columns are built a few images at a time (``Conv2dFunction``), and the
-depthwise 3×3 of MobileNet is a direct sum over the taps (``DepthwiseConv2dFunction``).
+For speed on the CPU the columns are built a few images at a time (``Conv2dFunction``), the batch is
+shared out between ``minicnn.get_num_threads()`` threads (each builds and multiplies the columns of its
+own images; gW is the sum of their parts), and the depthwise 3×3 of MobileNet is a direct sum over the
+taps (``DepthwiseConv2dFunction``).
 
 Groups split the channels into G independent convolutions (each output channel sees C/G input
 channels); G = C with Cout = m·C is the depthwise convolution of MobileNet. A 1×7 kernel with
@@ -33,7 +35,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend
+from .. import backend, parallel
 from ..autograd import Function
 from .im2col import as_pair, col2im, conv_output_size, im2col
 
@@ -52,15 +54,21 @@ class Conv2dFunction(Function):
     the batch is cut into chunks of equal size. Backward makes each chunk's columns again (gW =
     gy·colᵀ needs them: one more im2col pass, cheaper than keeping them all) and, for a strided conv,
     overwrites them with gcol = Wᵀ·gy for col2im (for stride 1 gx is a convolution of gy instead, see
-    ``_input_gradient_by_convolution``). When the whole batch is one chunk, forward's columns are kept
-    for backward. Both limits are class attributes: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30``
+    ``_input_gradient_by_convolution``). When each thread's share of the batch is one chunk, forward's
+    columns are kept for backward. Both limits are class attributes: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30``
     makes bigger chunks.
+    Threads. On the CPU the batch is first cut into one contiguous share per thread (``_shares``;
+    ``minicnn.set_num_threads``), and each thread runs the loop above over its own share, with its own
+    buffer, writing its own images of y (or gx) and returning its own part of gW, summed at the end;
+    BLAS is held at one thread meanwhile (``minicnn.parallel``). So the im2col copies run in
+    parallel too, not only the GEMMs, and the column memory is one buffer per thread.
     Memory of a 3×3 stride-1 conv step, everything included (y, gx, gW, gb, temporaries): at most
     1.5× its whole column matrix, 0.3–0.6× when it is cut into chunks (tests/test_conv_chunks.py).
     """
 
     chunk_bytes = {"cpu": 2 * 2 ** 20, "cuda": 2 ** 30}
     min_chunk_columns = 1024
+    min_share_columns = 256
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
         self.stride = as_pair(stride, "stride", "conv2d")
@@ -80,15 +88,20 @@ class Conv2dFunction(Function):
         OH, OW = self._output_size(x, weight)
         w = weight.reshape(G, Cout // G, Cg * KH * KW)
         out = xp.empty((N, Cout, OH, OW), dtype=x.dtype)
-        images = col = None
-        for images, col in self._column_chunks(x, weight):                   # col: (G, K, n·OH·OW)
-            y = xp.matmul(w, col).reshape(Cout, -1, OH, OW).transpose(1, 0, 2, 3)   # NCHW view
-            if bias is None:
-                out[images] = y
-            else:                 # the bias add and the CNHW → NCHW copy in one pass
-                xp.add(y, bias.reshape(Cout, 1, 1), out=out[images])
+
+        def forward_share(share):                  # one thread's images, chunk by chunk
+            images = col = None
+            for images, col in self._column_chunks(x, weight, share):        # col: (G, K, n·OH·OW)
+                y = xp.matmul(w, col).reshape(Cout, -1, OH, OW).transpose(1, 0, 2, 3)   # NCHW view
+                if bias is None:
+                    out[images] = y
+                else:             # the bias add and the CNHW → NCHW copy in one pass
+                    xp.add(y, bias.reshape(Cout, 1, 1), out=out[images])
+            return images, (col if images == share else None)   # one chunk: its columns can be kept
+
+        kept = parallel.run(forward_share, self._shares(x, weight))
         self.x, self.weight = x, weight
-        self.col = col if images == slice(0, N) and self.needs_input_grad[1] else None
+        self.cols = kept if self.needs_input_grad[1] and all(col is not None for _, col in kept) else None
         return out
 
     def backward(self, gy):
@@ -99,27 +112,34 @@ class Conv2dFunction(Function):
         by_convolution = needs_x and self._input_gradient_is_a_convolution(weight)
         by_col2im = needs_x and not by_convolution
         gx = xp.empty(x.shape, dtype=gy.dtype) if by_col2im else None
-        gW = xp.zeros((G, Cout // G, Cg * KH * KW), dtype=gy.dtype) if needs_w else None
         weight_t = weight.reshape(G, Cout // G, -1).transpose(0, 2, 1)          # (G, K, Cout/G)
-        chunks = self._column_chunks(x, weight, fill=needs_w, cached=self.col) if needs_w or by_col2im else ()
-        for images, col in chunks:
-            g = xp.ascontiguousarray(gy[images].transpose(1, 0, 2, 3)).reshape(G, Cout // G, -1)
-            if needs_w:
-                # col·gᵀ then a transpose of the small result: BLAS reads the big col in its stored order.
-                gW += xp.matmul(col, g.transpose(0, 2, 1)).transpose(0, 2, 1)
-            if by_col2im:   # gcol = Wᵀ·g goes into the chunk's column buffer, then col2im
-                if Cout == G:   # depthwise: an outer product, which multiply does ~4× faster than matmul
-                    xp.multiply(weight_t, g, out=col)
-                else:
-                    xp.matmul(weight_t, g, out=col)
-                del g       # free this chunk of gy before col2im allocates its padded image
-                col2im(col.reshape(C, KH, KW, -1, OH, OW), gx[images].shape, (KH, KW), self.stride,
-                       self.padding, self.dilation, out=gx[images])
-        # The columns are gcol now, or no longer needed: free them (a retained graph makes them again).
-        self.col = col = chunks = None
+
+        def backward_share(share_and_columns):     # one thread's images: its part of gW, its rows of gx
+            share, cached = share_and_columns
+            gW = xp.zeros((G, Cout // G, Cg * KH * KW), dtype=gy.dtype) if needs_w else None
+            for images, col in self._column_chunks(x, weight, share, fill=needs_w, cached=cached):
+                g = xp.ascontiguousarray(gy[images].transpose(1, 0, 2, 3)).reshape(G, Cout // G, -1)
+                if needs_w:
+                    # col·gᵀ then a transpose of the small result: BLAS reads the big col in its stored order.
+                    gW += xp.matmul(col, g.transpose(0, 2, 1)).transpose(0, 2, 1)
+                if by_col2im:   # gcol = Wᵀ·g goes into the chunk's column buffer, then col2im
+                    if Cout == G:   # depthwise: an outer product, which multiply does ~4× faster than matmul
+                        xp.multiply(weight_t, g, out=col)
+                    else:
+                        xp.matmul(weight_t, g, out=col)
+                    del g       # free this chunk of gy before col2im allocates its padded image
+                    col2im(col.reshape(C, KH, KW, -1, OH, OW), gx[images].shape, (KH, KW), self.stride,
+                           self.padding, self.dilation, out=gx[images])
+            return gW
+
+        shares = self.cols or [(share, None) for share in self._shares(x, weight)]
+        # The columns are gcol after this, or no longer needed: free them (a retained graph makes them again).
+        self.cols = None
+        gWs = parallel.run(backward_share, shares) if needs_w or by_col2im else []
+        del shares
         if by_convolution:
             gx = self._input_gradient_by_convolution(gy, weight)
-        gW = None if gW is None else gW.reshape(weight.shape)
+        gW = sum(gWs[1:], gWs[0]).reshape(weight.shape) if needs_w else None
         if len(self.needs_input_grad) == 2:
             return gx, gW
         return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
@@ -151,21 +171,32 @@ class Conv2dFunction(Function):
         return (conv_output_size(x.shape[2], weight.shape[2], self.stride[0], PH, DH),
                 conv_output_size(x.shape[3], weight.shape[3], self.stride[1], PW, DW))
 
-    def _column_chunks(self, x, weight, fill=True, cached=None):
-        """Yield (images, col): a slice of the batch and its columns, (G, K, n·OH·OW), all chunks in one
-        buffer (so each col is only valid until the next is made). fill=False: the buffer only."""
+    def _shares(self, x, weight):
+        """The batch cut into one contiguous slice per CPU thread (``minicnn.set_num_threads``), fewer
+        when the batch is too small for each thread to make GEMMs of ``min_share_columns`` columns;
+        on the GPU the whole batch."""
+        N, (OH, OW) = x.shape[0], self._output_size(x, weight)
+        threads = parallel.get_num_threads() if backend.device_of(x) == "cpu" else 1
+        T = max(1, min(threads, N * OH * OW // self.min_share_columns, N))
+        bounds = [N * t // T for t in range(T + 1)]
+        return [slice(bounds[t], bounds[t + 1]) for t in range(T)]
+
+    def _column_chunks(self, x, weight, share, fill=True, cached=None):
+        """Yield (images, col): a slice of the share of the batch and its columns, (G, K, n·OH·OW), all
+        chunks in one buffer (so each col is only valid until the next is made). fill=False: the
+        buffer only. cached: the share's columns, kept from forward."""
         xp = backend.get_array_module(x)
-        (N, C), (KH, KW), (OH, OW) = x.shape[:2], weight.shape[2:], self._output_size(x, weight)
-        G, K = self.groups, C // self.groups * KH * KW
+        C, (KH, KW), (OH, OW) = x.shape[1], weight.shape[2:], self._output_size(x, weight)
+        G, K, N = self.groups, C // self.groups * KH * KW, share.stop - share.start
         if cached is not None:
-            yield slice(0, N), cached
+            yield share, cached
             return
         budget = self.chunk_bytes[backend.device_of(x)]
         n = max(budget // (G * K * OH * OW * x.itemsize), -(-self.min_chunk_columns // (OH * OW)), 1)
         n = -(-N // -(-N // n)) if N else 1                 # chunks of equal size: no thin last GEMM
         buffer = xp.empty(G * K * n * OH * OW, dtype=x.dtype)
-        for start in range(0, N, n):
-            images = slice(start, min(start + n, N))
+        for start in range(share.start, share.stop, n):
+            images = slice(start, min(start + n, share.stop))
             m = images.stop - start
             col = buffer[:G * K * m * OH * OW].reshape(C, KH, KW, m, OH, OW)
             if fill:
@@ -219,6 +250,7 @@ class DepthwiseConv2dFunction(Conv2dFunction):
     and past OH in a plane are scratch, cropped at the end, and zero in gy), so tap (kh, kw) reads x
     at that position + kh·DH·Wp + kw·DW: the same shift for every pixel of every channel. Each
     channel's weight is repeated over its plane (``w_plane``) so that the multiply needs no broadcast.
+    Threads: each takes a share of the images (its rows of the flat arrays) and its part of gW.
     On the GPU the im2col kernels do the work instead (one launch each, not a loop over the taps).
     """
 
@@ -233,10 +265,15 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         x_flat[:, :L].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W] = x
         w_plane = np.repeat(weight.reshape(C, KH * KW).T, Hp * Wp, axis=1)   # (KH·KW, C·Hp·Wp)
         y_flat, product = np.zeros((N, L), dtype=x.dtype), np.empty((N, L), dtype=x.dtype)
-        for t, shift in enumerate(self.shifts):
-            y_flat += np.multiply(x_flat[:, shift:shift + L], w_plane[t], out=product)
+
+        def forward_share(n):                      # one thread's images
+            y_n, x_n, product_n = y_flat[n], x_flat[n], product[n]
+            for t, shift in enumerate(self.shifts):
+                y_n += np.multiply(x_n[:, shift:shift + L], w_plane[t], out=product_n)
+        shares = self._shares(x, weight)
+        parallel.run(forward_share, shares)
         y = y_flat.reshape(N, C, Hp, Wp)[:, :, :OH, :OW]
-        self.x_flat, self.w_plane, self.kernel = x_flat, w_plane, (KH, KW)
+        self.x_flat, self.w_plane, self.kernel, self.shares = x_flat, w_plane, (KH, KW), shares
         self.geometry = (N, C, H, W, Hp, Wp, OH, OW)
         return np.ascontiguousarray(y) if bias is None else y + bias.reshape(C, 1, 1)
 
@@ -246,13 +283,21 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         gy_flat[:, :, :OH, :OW] = gy                                     # scratch positions stay 0
         gy_flat = gy_flat.reshape(N, L)
         gx_flat = np.zeros(self.x_flat.shape, dtype=gy.dtype) if self.needs_input_grad[0] else None
-        gW, product = np.empty((len(self.shifts), C), dtype=gy.dtype), np.empty((N, L), dtype=gy.dtype)
-        for t, shift in enumerate(self.shifts):
-            if self.needs_input_grad[1]:
-                x_shifted = self.x_flat[:, shift:shift + L].reshape(N, C, Hp * Wp)
-                gW[t] = np.einsum("ncl,ncl->c", gy_flat.reshape(N, C, Hp * Wp), x_shifted)
-            if gx_flat is not None:
-                gx_flat[:, shift:shift + L] += np.multiply(gy_flat, self.w_plane[t], out=product)
+        product = np.empty((N, L), dtype=gy.dtype)
+
+        def backward_share(n):                     # one thread's images: their part of gW, their gx
+            gW = np.empty((len(self.shifts), C), dtype=gy.dtype)
+            gy_n, x_n, product_n = gy_flat[n], self.x_flat[n], product[n]
+            gx_n = None if gx_flat is None else gx_flat[n]
+            for t, shift in enumerate(self.shifts):
+                if self.needs_input_grad[1]:
+                    x_shifted = x_n[:, shift:shift + L].reshape(-1, C, Hp * Wp)
+                    gW[t] = np.einsum("ncl,ncl->c", gy_n.reshape(-1, C, Hp * Wp), x_shifted)
+                if gx_n is not None:
+                    gx_n[:, shift:shift + L] += np.multiply(gy_n, self.w_plane[t], out=product_n)
+            return gW
+        gWs = parallel.run(backward_share, self.shares)
+        gW = sum(gWs[1:], gWs[0])
         gx = None
         if gx_flat is not None:
             gx = np.ascontiguousarray(gx_flat[:, :L].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W])

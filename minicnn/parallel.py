@@ -1,0 +1,130 @@
+"""CPU threads: minicnn runs the chunks of a convolution on several Python threads at once.
+
+    minicnn.set_num_threads(2)        # like torch.set_num_threads; default: the cores this process may use
+    minicnn.get_num_threads()
+
+Why threads work in Python here: NumPy releases the GIL inside its copies, arithmetic and BLAS calls,
+which is where a convolution spends its time, so two threads each building im2col columns and
+multiplying them keep two cores busy. Why not just let BLAS use the cores: only the GEMMs would be
+parallel (the im2col copies around them would not), and BLAS splits a GEMM whose inner dimension is
+huge and whose output is small (gW = gy·colᵀ) poorly. So while minicnn's workers run, the BLAS library
+is held at ONE thread (threadpoolctl), each worker multiplies its own chunk, and the previous BLAS thread
+count comes back afterwards. Outside these parallel regions minicnn leaves the user's BLAS settings
+alone. On the GPU nothing here is used: a CUDA stream already runs each kernel on the whole device.
+
+``run(work, shares)`` is the one primitive: ``work(share)`` for every share, on the workers, results in
+order. A call made from inside a worker (a nested region) runs inline on that worker.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+
+__all__ = ["get_num_threads", "set_num_threads", "run"]
+
+_num_threads = None          # None: the default, decided on first use
+_pool = None                 # ThreadPoolExecutor with _num_threads workers, made on first use
+_lock = threading.Lock()
+_local = threading.local()   # .in_worker: True on minicnn's worker threads
+_blas = None                 # threadpoolctl controller of the BLAS libraries (False: none usable)
+_active = 0                  # parallel regions running now (BLAS is held at 1 thread while > 0)
+_saved_blas_limits = None
+
+
+def _default_num_threads():
+    env = os.environ.get("MINICNN_NUM_THREADS")
+    if env:
+        return _checked(int(env), "MINICNN_NUM_THREADS")
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:    # not on Linux
+        return os.cpu_count() or 1
+
+
+def _checked(n, what):
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{what}: the number of threads must be a positive int, got {n!r}")
+    return n
+
+
+def get_num_threads():
+    """The number of threads minicnn's CPU operations use (default: the cores this process may run
+    on, or the environment variable ``MINICNN_NUM_THREADS``)."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_num_threads()
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Use n threads for minicnn's CPU operations from now on (1: everything on the calling thread)."""
+    global _num_threads, _pool
+    n = _checked(n, "minicnn.set_num_threads")
+    with _lock:
+        if _pool is not None and n != _num_threads:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _num_threads = n
+
+
+def _worker_init():
+    _local.in_worker = True
+
+
+def _blas_controller():
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController().select(user_api="blas")
+        except Exception:   # threadpoolctl missing or unable to inspect this process
+            _blas = False
+    return _blas
+
+
+def _enter():
+    """First region in: hold BLAS at one thread (remembering its setting)."""
+    global _active, _saved_blas_limits
+    with _lock:
+        _active += 1
+        if _active == 1 and _blas_controller():
+            _saved_blas_limits = [lib.num_threads for lib in _blas.lib_controllers]
+            for lib in _blas.lib_controllers:
+                lib.set_num_threads(1)
+
+
+def _leave():
+    global _active
+    with _lock:
+        _active -= 1
+        if _active == 0 and _blas_controller() and _saved_blas_limits is not None:
+            for lib, n in zip(_blas.lib_controllers, _saved_blas_limits):
+                lib.set_num_threads(n)
+
+
+def run(work, shares):
+    """[work(share) for share in shares]: the first share on the calling thread, the others on
+    minicnn's worker threads at the same time (inline when there is one share, one thread, or this is
+    already a worker). Every share finishes before the first exception any of them raised is re-raised."""
+    global _pool
+    shares = list(shares)
+    if len(shares) <= 1 or get_num_threads() == 1 or getattr(_local, "in_worker", False):
+        return [work(share) for share in shares]
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_num_threads - 1, thread_name_prefix="minicnn",
+                                       initializer=_worker_init)
+        pool = _pool
+    _enter()
+    _local.in_worker = True
+    try:
+        futures = [pool.submit(work, share) for share in shares[1:]]
+        try:
+            first = work(shares[0])
+        finally:
+            wait(futures)
+        return [first] + [future.result() for future in futures]
+    finally:
+        _local.in_worker = False
+        _leave()

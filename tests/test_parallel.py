@@ -1,0 +1,162 @@
+"""minicnn's CPU threads (minicnn.parallel): set/get_num_threads, the run() primitive, and conv2d cut
+into one share of the batch per thread giving the gradients of one thread (float64, tight)."""
+import threading
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import Tensor, parallel
+from minicnn.functional.conv import Conv2dFunction, conv2d
+from minicnn.gradcheck import gradcheck
+
+
+@pytest.fixture
+def threads():
+    """Set minicnn's thread count inside a test; the previous count comes back afterwards."""
+    before = minicnn.get_num_threads()
+    yield minicnn.set_num_threads
+    minicnn.set_num_threads(before)
+
+
+def blas_threads():
+    from threadpoolctl import threadpool_info
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_set_and_get_num_threads(threads):
+    threads(3)
+    assert minicnn.get_num_threads() == 3 and parallel.get_num_threads() == 3
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match=r"set_num_threads: the number of threads must be a positive int"):
+            minicnn.set_num_threads(bad)
+    assert minicnn.get_num_threads() == 3
+
+
+def test_run_spreads_shares_over_threads_and_keeps_their_order(threads):
+    threads(3)
+    barrier = threading.Barrier(3, timeout=10)     # passes only if three shares run at the same time
+
+    def work(share):
+        barrier.wait()
+        return share * 10, threading.current_thread().name
+    results = parallel.run(work, [1, 2, 3])
+    assert [r[0] for r in results] == [10, 20, 30]
+    assert len({r[1] for r in results}) == 3
+
+
+def test_run_holds_blas_at_one_thread_inside_and_restores_it(threads):
+    threads(2)
+    before = blas_threads()
+    if not before:
+        pytest.skip("threadpoolctl sees no BLAS library")
+    inside = parallel.run(lambda share: blas_threads(), [0, 1])
+    assert inside == [[1] * len(before)] * 2
+    assert blas_threads() == before
+
+
+def test_run_waits_for_every_share_then_raises_the_first_error(threads):
+    threads(2)
+    finished = []
+
+    def work(share):
+        if share == 0:
+            raise RuntimeError("share 0 failed")
+        threading.Event().wait(0.2)
+        finished.append(share)
+    with pytest.raises(RuntimeError, match="share 0 failed"):
+        parallel.run(work, [0, 1])
+    assert finished == [1]
+    assert parallel._active == 0
+
+
+def test_a_nested_run_stays_on_its_worker(threads):
+    threads(2)
+    names = parallel.run(lambda share: {t for t in parallel.run(
+        lambda inner: threading.current_thread().name, [0, 1])}, [0, 1])
+    assert all(len(n) == 1 for n in names)
+
+
+def test_one_thread_or_one_share_runs_inline(threads):
+    threads(1)
+    main = threading.current_thread().name
+    assert parallel.run(lambda s: threading.current_thread().name, [0, 1, 2]) == [main] * 3
+
+
+# (x shape, Cout, kernel, stride, padding, dilation, groups): a stride-1 conv (gx by convolution),
+# a strided one (gx by col2im), a grouped dilated one.
+CONVS = [((5, 3, 7, 6), 4, (3, 3), 1, 1, 1, 1),
+         ((7, 4, 9, 8), 6, (3, 3), 2, 1, 1, 1),
+         ((6, 6, 8, 7), 3, (2, 3), (1, 2), (1, 0), (2, 1), 3)]
+
+
+def conv_grads(x, weight, bias, gy, hyper):
+    x, weight, bias = (Tensor(a, requires_grad=True) for a in (x, weight, bias))
+    y = conv2d(x, weight, bias, **hyper)
+    y.backward(gy)
+    return [y.data, x.grad.data, weight.grad.data, bias.grad.data]
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["columns remade", "columns kept"])
+@pytest.mark.parametrize("case", CONVS)
+def test_conv2d_on_several_threads_equals_one_thread(threads, monkeypatch, case, cached):
+    x_shape, Cout, kernel, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape)
+    weight = rng.standard_normal((Cout, x_shape[1] // groups, *kernel))
+    bias = rng.standard_normal(Cout)
+    hyper = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    gy = rng.standard_normal(conv2d(x, weight, **hyper).shape)
+    threads(1)
+    one = conv_grads(x, weight, bias, gy, hyper)
+    monkeypatch.setattr(Conv2dFunction, "min_share_columns", 1)
+    monkeypatch.setattr(Conv2dFunction, "min_chunk_columns", 1)
+    if not cached:      # one image per chunk: several chunks per share, columns made again in backward
+        monkeypatch.setattr(Conv2dFunction, "chunk_bytes", {"cpu": 1})
+    threads(3)
+    f = Conv2dFunction(**hyper)
+    f.needs_input_grad = (True, True, True)
+    f.forward(x, weight, bias)
+    assert [s.stop - s.start for s in f._shares(x, weight)] in ([1, 2, 2], [2, 2, 2], [2, 2, 3], [2, 3, 2])
+    assert (f.cols is not None) == cached
+    many = conv_grads(x, weight, bias, gy, hyper)
+    for a, b, what in zip(many, one, ("y", "gx", "gW", "gb")):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=what)
+
+
+def test_conv2d_gradcheck_on_three_threads(threads, monkeypatch):
+    monkeypatch.setattr(Conv2dFunction, "min_share_columns", 1)
+    monkeypatch.setattr(Conv2dFunction, "chunk_bytes", {"cpu": 1})
+    monkeypatch.setattr(Conv2dFunction, "min_chunk_columns", 1)
+    threads(3)
+    rng = np.random.default_rng(1)
+    x = Tensor(rng.standard_normal((4, 4, 6, 5)), requires_grad=True)
+    weight = Tensor(rng.standard_normal((6, 2, 3, 3)), requires_grad=True)
+    bias = Tensor(rng.standard_normal(6), requires_grad=True)
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, stride=(2, 1), padding=1, groups=2), (x, weight, bias))
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, padding=1, groups=2), (x, weight, bias))
+
+
+def test_small_batches_are_split_less(threads):
+    threads(4)
+    f = Conv2dFunction(padding=1)
+    weight = np.zeros((2, 3, 3, 3))
+    assert len(f._shares(np.zeros((2, 3, 8, 8)), weight)) == 1        # 128 columns < 256 per share
+    assert len(f._shares(np.zeros((3, 3, 16, 16)), weight)) == 3      # one image each
+    assert len(f._shares(np.zeros((64, 3, 16, 16)), weight)) == 4
+
+
+@pytest.mark.parametrize("padding, dilation", [(1, 1), ((0, 2), (1, 2))])
+def test_direct_depthwise_conv_on_several_threads_equals_one_thread(threads, monkeypatch, padding, dilation):
+    rng = np.random.default_rng(3)
+    x, weight, bias = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((4, 1, 3, 3)), rng.standard_normal(4)
+    hyper = dict(padding=padding, dilation=dilation, groups=4)
+    gy = rng.standard_normal(conv2d(x, weight, **hyper).shape)
+    threads(1)
+    one = conv_grads(x, weight, bias, gy, hyper)
+    monkeypatch.setattr(Conv2dFunction, "min_share_columns", 1)
+    threads(3)
+    many = conv_grads(x, weight, bias, gy, hyper)
+    for a, b, what in zip(many, one, ("y", "gx", "gW", "gb")):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=what)
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, **hyper), (x, weight, bias))
