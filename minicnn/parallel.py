@@ -1,6 +1,7 @@
 """CPU threads: minicnn runs the chunks of a convolution on several Python threads at once.
 
-    minicnn.set_num_threads(2)        # like torch.set_num_threads; default: the cores this process may use
+    minicnn.set_num_threads(2)        # like torch.set_num_threads; default: MINICNN_NUM_THREADS,
+                                      # else OMP_NUM_THREADS, else the cores this process may use
     minicnn.get_num_threads()
 
 Why threads work in Python here: NumPy releases the GIL inside its copies, arithmetic and BLAS calls,
@@ -33,9 +34,14 @@ _saved_blas_limits = None
 
 
 def _default_num_threads():
-    env = os.environ.get("MINICNN_NUM_THREADS")
-    if env:
-        return _checked(int(env), "MINICNN_NUM_THREADS")
+    for variable in ("MINICNN_NUM_THREADS", "OMP_NUM_THREADS"):     # PyTorch also obeys OMP_NUM_THREADS
+        value = os.environ.get(variable, "").strip()
+        if value:
+            try:
+                return _checked(int(value), variable)
+            except ValueError:
+                raise ValueError(f"{variable}: the number of threads must be a positive int, "
+                                 f"got {value!r}") from None
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:    # not on Linux
@@ -49,8 +55,9 @@ def _checked(n, what):
 
 
 def get_num_threads():
-    """The number of threads minicnn's CPU operations use (default: the cores this process may run
-    on, or the environment variable ``MINICNN_NUM_THREADS``)."""
+    """The number of threads minicnn's CPU operations use. Default: the environment variable
+    ``MINICNN_NUM_THREADS``, else ``OMP_NUM_THREADS`` (as PyTorch), else the cores this process may
+    run on."""
     global _num_threads
     if _num_threads is None:
         _num_threads = _default_num_threads()

@@ -1,5 +1,6 @@
 """minicnn's CPU threads (minicnn.parallel): set/get_num_threads, the run() primitive, and conv2d cut
 into one share of the batch per thread giving the gradients of one thread (float64, tight)."""
+import os
 import threading
 
 import numpy as np
@@ -160,3 +161,25 @@ def test_direct_depthwise_conv_on_several_threads_equals_one_thread(threads, mon
     for a, b, what in zip(many, one, ("y", "gx", "gW", "gb")):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=what)
     assert gradcheck(lambda x, w, b: conv2d(x, w, b, **hyper), (x, weight, bias))
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"MINICNN_NUM_THREADS": "3", "OMP_NUM_THREADS": "1"}, 3),
+    ({"OMP_NUM_THREADS": "1"}, 1),
+    ({}, None),
+])
+def test_the_default_comes_from_the_environment_then_the_cores(threads, monkeypatch, env, expected):
+    for variable in ("MINICNN_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert minicnn.get_num_threads() == (expected or cores)
+
+
+def test_a_bad_environment_value_is_named(monkeypatch):
+    monkeypatch.setenv("MINICNN_NUM_THREADS", "two")
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    with pytest.raises(ValueError, match="MINICNN_NUM_THREADS: the number of threads must be a positive int, got 'two'"):
+        minicnn.get_num_threads()
