@@ -5,6 +5,7 @@
     PYTHONPATH=. python benchmarks/bench.py --layers resnet depthwise # some layers only (no names: all)
     PYTHONPATH=. python benchmarks/bench.py --steps resnet8           # some training steps only
     PYTHONPATH=. python benchmarks/bench.py --device cuda             # the GPU rows (ResNet-50 with AMP)
+    PYTHONPATH=. python benchmarks/bench.py --keep-freed-memory       # malloc keeps freed memory (both)
 
 PyTorch is only the yardstick (``pip install torch``); minicnn never imports it. Each repetition runs
 minicnn then torch back to back (interleaved, so a slow phase of the machine hits both, with a pause
@@ -124,6 +125,19 @@ def traced_peak(step):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return (peak - base) / 2 ** 20
+
+
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 30), "MALLOC_TRIM_THRESHOLD_": str(2 ** 32)}
+
+
+def restart_keeping_freed_memory():
+    """Re-run this script with glibc's malloc keeping freed memory for reuse (both libraries): arrays
+    up to 1 GiB come from the heap instead of fresh mmaps, and the heap is not trimmed, so a step does
+    not page-fault in again the memory the previous step freed (the role jemalloc/tcmalloc play in
+    PyTorch's CPU performance guide)."""
+    if any(os.environ.get(k) != v for k, v in KEEP_FREED_MEMORY.items()):
+        os.environ.update(KEEP_FREED_MEMORY)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 def restart_with_threads(threads):
@@ -350,6 +364,8 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="BLAS/OpenMP threads (default: all cores)")
     parser.add_argument("--minicnn-threads", type=int, default=0,
                         help="minicnn's own threads (minicnn.set_num_threads; default: --threads or all cores)")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="glibc malloc: no mmap below 1 GiB, no trimming (both libraries; see docstring)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time, meaningful with --threads 1 on the CPU only")
     parser.add_argument("--rss-child", nargs=3, metavar=("KIND", "NAME", "LIBRARY"), help=argparse.SUPPRESS)
@@ -363,6 +379,8 @@ def main():
     layers = (args.layers or list(LAYERS)) if args.layers is not None else []
     steps = (args.steps or list(STEPS)) if args.steps is not None else []
     restart_with_threads(args.threads)
+    if args.keep_freed_memory:
+        restart_keeping_freed_memory()
     import torch
     torch.set_num_threads(args.threads or os.cpu_count())
     minicnn.set_num_threads(args.minicnn_threads or args.threads or os.cpu_count())
@@ -378,7 +396,8 @@ def main():
             torch.cuda.synchronize()
 
     print(machine(args.device))
-    print(f"float32 unless noted; median of {args.reps} interleaved runs, {args.clock} clock; ratio = minicnn/torch")
+    print(f"float32 unless noted; median of {args.reps} interleaved runs, {args.clock} clock; ratio = minicnn/torch"
+          + ("; malloc keeps freed memory" if args.keep_freed_memory else ""))
     memory = ("MiB: – | CuPy pool (upper bound) | torch peak" if args.device == "cuda" else
               "MiB: minicnn traced | minicnn RSS | torch RSS")
     print(f"{'case':10s} {'minicnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} {'minicnn GF/s':>12s} "

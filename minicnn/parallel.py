@@ -14,7 +14,8 @@ count comes back afterwards. Outside these parallel regions minicnn leaves the u
 alone. On the GPU nothing here is used: a CUDA stream already runs each kernel on the whole device.
 
 ``run(work, shares)`` is the one primitive: ``work(share)`` for every share, on the workers, results in
-order. A call made from inside a worker (a nested region) runs inline on that worker.
+order; ``split(n, …)`` makes the shares, one slice of range(n) per thread. A call made from inside a
+worker (a nested region) runs inline on that worker.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
-__all__ = ["get_num_threads", "set_num_threads", "run"]
+__all__ = ["get_num_threads", "set_num_threads", "run", "split"]
 
 _num_threads = None          # None: the default, decided on first use
 _pool = None                 # ThreadPoolExecutor with _num_threads workers, made on first use
@@ -108,6 +109,16 @@ def _leave():
         if _active == 0 and _blas_controller() and _saved_blas_limits is not None:
             for lib, n in zip(_blas.lib_controllers, _saved_blas_limits):
                 lib.set_num_threads(n)
+
+
+def split(n, weight=1, minimum=1, device="cpu"):
+    """slice(0, n) cut into contiguous slices of (almost) equal length, one per thread, but fewer so that
+    each slice weighs at least ``minimum`` (an item weighs ``weight``): the shares to give ``run``. On
+    the GPU (device "cuda"), one slice."""
+    threads = get_num_threads() if device == "cpu" else 1
+    T = max(1, min(threads, n, n * weight // minimum))
+    bounds = [n * t // T for t in range(T + 1)]
+    return [slice(bounds[t], bounds[t + 1]) for t in range(T)]
 
 
 def run(work, shares):

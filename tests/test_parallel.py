@@ -183,3 +183,26 @@ def test_a_bad_environment_value_is_named(monkeypatch):
     monkeypatch.setattr(parallel, "_num_threads", None)
     with pytest.raises(ValueError, match="MINICNN_NUM_THREADS: the number of threads must be a positive int, got 'two'"):
         minicnn.get_num_threads()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_on_several_threads_equals_one_thread(threads, monkeypatch, training):
+    from minicnn.functional.norm import BatchNorm, batch_norm
+    rng = np.random.default_rng(4)
+    x, gamma, beta, gy = (rng.standard_normal(s) for s in ((4, 5, 3, 3), 5, 5, (4, 5, 3, 3)))
+
+    def step():
+        stats = [np.zeros(5), np.ones(5)]
+        inputs = [Tensor(a, requires_grad=True) for a in (x, gamma, beta)]
+        y = batch_norm(inputs[0], *stats, inputs[1], inputs[2], training=training)
+        y.backward(gy)
+        return [y.data, *(t.grad.data for t in inputs), *stats]
+    threads(1)
+    one = step()
+    monkeypatch.setattr(BatchNorm, "min_share", 1)
+    threads(3)
+    assert len(parallel.split(5, 36, BatchNorm.min_share)) == 3
+    many = step()
+    for a, b, what in zip(many, one, ("y", "gx", "gγ", "gβ", "running mean", "running var")):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13, err_msg=what)
+    assert gradcheck(lambda x, g, b: batch_norm(x, None, None, g, b, training=True), (x, gamma, beta))

@@ -175,11 +175,8 @@ class Conv2dFunction(Function):
         """The batch cut into one contiguous slice per CPU thread (``minicnn.set_num_threads``), fewer
         when the batch is too small for each thread to make GEMMs of ``min_share_columns`` columns;
         on the GPU the whole batch."""
-        N, (OH, OW) = x.shape[0], self._output_size(x, weight)
-        threads = parallel.get_num_threads() if backend.device_of(x) == "cpu" else 1
-        T = max(1, min(threads, N * OH * OW // self.min_share_columns, N))
-        bounds = [N * t // T for t in range(T + 1)]
-        return [slice(bounds[t], bounds[t + 1]) for t in range(T)]
+        OH, OW = self._output_size(x, weight)
+        return parallel.split(x.shape[0], OH * OW, self.min_share_columns, backend.device_of(x))
 
     def _column_chunks(self, x, weight, share, fill=True, cached=None):
         """Yield (images, col): a slice of the share of the batch and its columns, (G, K, n·OH·OW), all

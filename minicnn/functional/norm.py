@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend
+from .. import backend, parallel
 from ..autograd import Function, Tensor
 
 __all__ = ["batch_norm", "local_response_norm", "BatchNorm", "LocalResponseNorm"]
@@ -58,53 +58,67 @@ class BatchNorm(Function):
     Memory: forward saves x (held by the graph anyway, as this function's input), μ and 1/σ, not x̂;
     backward recomputes x̂ in gx's buffer. Each pass writes into y or gx in place, so forward and
     backward each allocate one array of x's size.
+    Threads: the channels are independent, so on the CPU each thread (``minicnn.set_num_threads``)
+    normalises its own range of channels (tensors of at least ``min_share`` elements per thread).
     """
 
     def __init__(self, running_mean, running_var, use_batch_stats, momentum, eps):
         self.running_mean, self.running_var = running_mean, running_var
         self.use_batch_stats, self.momentum, self.eps = use_batch_stats, momentum, eps
 
+    min_share = 2 ** 16   # elements: smaller tensors are normalised on one thread
+
     def forward(self, x, gamma, beta):
         xp = backend.get_array_module(x)
-        shape, m = _channel_shape(x), x.size // x.shape[1]
+        m = x.size // x.shape[1]
         y = xp.empty(x.shape, dtype=x.dtype)
-        if self.use_batch_stats:
-            mean = (_channel_sum(x) / m).astype(x.dtype)
-            xp.subtract(x, mean.reshape(shape), out=y)                       # y = x − μ
-            var = _channel_sum(y, y) / m
-            if self.running_mean is not None:
-                self.running_mean[...] = (1 - self.momentum) * self.running_mean + self.momentum * mean
-                self.running_var[...] = ((1 - self.momentum) * self.running_var
-                                         + self.momentum * var * (m / (m - 1)))
-        else:
-            mean, var = self.running_mean.astype(x.dtype), self.running_var
-            xp.subtract(x, mean.reshape(shape), out=y)
-        self.inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-        xp.multiply(y, (gamma * self.inv_std).reshape(shape).astype(x.dtype, copy=False), out=y)
-        xp.add(y, beta.reshape(shape).astype(x.dtype, copy=False), out=y)    # y = γ·x̂ + β
+
+        def normalise(c):                          # one thread's channels c: y[:, c] from x[:, c]
+            xc, yc, shape = x[:, c], y[:, c], _channel_shape(x[:, c])
+            if self.use_batch_stats:
+                mean = (_channel_sum(xc) / m).astype(x.dtype)
+                xp.subtract(xc, mean.reshape(shape), out=yc)                     # y = x − μ
+                var = _channel_sum(yc, yc) / m
+            else:
+                mean, var = self.running_mean[c].astype(x.dtype), self.running_var[c]
+                xp.subtract(xc, mean.reshape(shape), out=yc)
+            inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
+            xp.multiply(yc, (gamma[c] * inv_std).reshape(shape).astype(x.dtype, copy=False), out=yc)
+            xp.add(yc, beta[c].reshape(shape).astype(x.dtype, copy=False), out=yc)   # y = γ·x̂ + β
+            return mean, var, inv_std
+
+        self.shares = parallel.split(x.shape[1], m, self.min_share, backend.device_of(x))
+        mean, var, self.inv_std = (xp.concatenate(part) for part in zip(*parallel.run(normalise, self.shares)))
+        if self.use_batch_stats and self.running_mean is not None:
+            self.running_mean[...] = (1 - self.momentum) * self.running_mean + self.momentum * mean
+            self.running_var[...] = (1 - self.momentum) * self.running_var + self.momentum * var * (m / (m - 1))
         self.x, self.mean, self.gamma = x, mean, gamma
         return y
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        shape, m, inv_std = _channel_shape(gy), gy.size // gy.shape[1], self.inv_std
-        gx = xp.empty(gy.shape, dtype=gy.dtype)
-        xp.subtract(self.x, self.mean.reshape(shape), out=gx)                # gx = x − μ = x̂·σ
-        g_beta = _channel_sum(gy)
-        g_gamma = _channel_sum(gy, gx) * inv_std                            # Σ gy·x̂
-        scale = (self.gamma * inv_std).astype(gy.dtype, copy=False)         # γ/σ
-        if not self.needs_input_grad[0]:
-            gx = None
-        elif self.use_batch_stats:      # gx = (γ/σ)·(gy − Σgy/m − (x − μ)·(Σgy·x̂)/(σ·m))
-            xp.multiply(gx, (-g_gamma * inv_std / m).astype(gy.dtype).reshape(shape), out=gx)
-            xp.add(gx, gy, out=gx)
-            xp.subtract(gx, (g_beta / m).astype(gy.dtype).reshape(shape), out=gx)
-            xp.multiply(gx, scale.reshape(shape), out=gx)
-        else:
-            xp.multiply(gy, scale.reshape(shape), out=gx)
+        m, needs_x = gy.size // gy.shape[1], self.needs_input_grad[0]
+        gx = xp.empty(gy.shape, dtype=gy.dtype)    # holds x − μ, then gx
+
+        def gradients(c):                          # one thread's channels: gx[:, c], gγ[c], gβ[c]
+            gyc, gxc, shape, inv_std = gy[:, c], gx[:, c], _channel_shape(gy[:, c]), self.inv_std[c]
+            xp.subtract(self.x[:, c], self.mean[c].reshape(shape), out=gxc)     # gx = x − μ = x̂·σ
+            g_beta = _channel_sum(gyc)
+            g_gamma = _channel_sum(gyc, gxc) * inv_std                          # Σ gy·x̂
+            scale = (self.gamma[c] * inv_std).astype(gy.dtype, copy=False)      # γ/σ
+            if needs_x and self.use_batch_stats:   # gx = (γ/σ)·(gy − Σgy/m − (x − μ)·(Σgy·x̂)/(σ·m))
+                xp.multiply(gxc, (-g_gamma * inv_std / m).astype(gy.dtype).reshape(shape), out=gxc)
+                xp.add(gxc, gyc, out=gxc)
+                xp.subtract(gxc, (g_beta / m).astype(gy.dtype).reshape(shape), out=gxc)
+                xp.multiply(gxc, scale.reshape(shape), out=gxc)
+            elif needs_x:
+                xp.multiply(gyc, scale.reshape(shape), out=gxc)
+            return g_gamma, g_beta
+
+        g_gamma, g_beta = (xp.concatenate(part) for part in zip(*parallel.run(gradients, self.shares)))
         g_gamma = g_gamma.astype(self.gamma.dtype, copy=False) if self.needs_input_grad[1] else None
         g_beta = g_beta.astype(self.gamma.dtype, copy=False) if self.needs_input_grad[2] else None
-        return gx, g_gamma, g_beta
+        return gx if needs_x else None, g_gamma, g_beta
 
 
 def _channel_sum(a, b=None):
