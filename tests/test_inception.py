@@ -464,14 +464,19 @@ def test_loss_falls_over_a_few_steps_at_reduced_width():
 
 @pytest.mark.slow
 def test_small_variant_memorises_256_fashion_mnist_images_with_the_auxiliary_loss():
-    """Full width (21.8 M parameters + the head), 28×28×1, batch 64, SGD lr 0.05 momentum 0.9, main loss
+    """Full width (21.8 M parameters + the head), 28×28×1, batch 64, SGD lr 0.02 momentum 0.9, main loss
     + 0.4 · auxiliary loss: every training image right, in eval mode, within 300 steps. The eval-mode
     pass over the 256 images runs when the training-mode predictions of an epoch are 90% right (and every
-    10 epochs)."""
+    10 epochs).
+
+    Measured (2026-11-23, 2 CPU threads, the run printed by -s): eval-mode accuracy 92.2 % at step 120, 97.3 % at 156, 100 % at
+    step 200, after 53 min (~14 s a step; ~25 s on one core). At lr 0.05 it had not got there by step
+    176 (training-mode accuracy 0.90–0.95, the loss jumping between 0.05 and 0.68), as VGG-16-BN needed
+    0.02 rather than 0.05."""
     minicnn.manual_seed(0)
     x, y = fashion_subset(256)
     model = I.inception_v3(10, 1, small_input=True)
-    optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    optimizer = optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
     start, steps_per_epoch = time.time(), len(x) // 64
     for epoch in range(300 // steps_per_epoch):
         losses, correct = fit(model, optimizer, x, y, steps_per_epoch, batch=64, seed=epoch)
