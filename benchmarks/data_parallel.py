@@ -10,7 +10,8 @@ plots); the configurations are interleaved, ``--repeats`` times, and the median 
     1 process, 1 thread        batch 64                       OMP_NUM_THREADS=1
     2 ranks, 1 thread each     batch 32 per rank = 64         the paper's setting: same batch, same steps
     2 ranks, 1 thread each     batch 64 per rank = 128        PyTorch's usual setting: per-rank batch kept
-    1 process, 2 threads       batch 64                       with --blas-threads: OMP_NUM_THREADS=2
+    1 process, 2 threads       batch 64                       with --blas-threads: OMP_NUM_THREADS=2 (BLAS
+                                                              and minicnn.set_num_threads)
 
 Before every round, a check of the machine itself: the time of a single-threaded float32 matrix-multiply loop
 alone, and of two copies running at once. On two free cores both take the same time (2× the throughput); if

@@ -15,11 +15,11 @@ n = 1: a 3×3 stem and three stages of one basic block with 16, 32 and 64 channe
 Fashion-MNIST (10,000 real training and 2,000 real test images, shipped in the package) with SGD +
 Nesterov momentum, no bias decay, a one-epoch linear warm-up then cosine decay per batch, no augmentation
 (``--augment`` adds random crops and flips, which pay only on longer runs). It ends with a line such as
-``test accuracy: 88.8%`` (88.4–88.8 % measured: the BLAS thread count changes the rounding;
+``test accuracy: 88.8%`` (88.1–88.8 % measured: the thread count changes the rounding;
 benchmarks/README.md, "Training (minicnn train)") and leaves in ``--out`` (default ``runs/<model>``):
 ``checkpoint.npz`` (resume with ``--resume``), ``history.json``, ``curves.png``, ``confusion.png`` and
-``model.npz`` (the weights). ``--threads N`` sets the BLAS library's thread count (threadpoolctl); the
-small default network trains fastest with 1.
+``model.npz`` (the weights). ``--threads N`` sets minicnn's CPU threads (``minicnn.set_num_threads``)
+and the BLAS library's (threadpoolctl); the default is one per core for both.
 
 MODEL is ``resnet8``, ``cnn`` or ``mlp`` (defined here, for the quick runs) or any name of
 ``minicnn.models.list_models()``, built with ``small_input=True`` for 28×28 / 32×32 images; a network
