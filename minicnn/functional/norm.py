@@ -62,11 +62,11 @@ class BatchNorm(Function):
     normalises its own range of channels (tensors of at least ``min_share`` elements per thread).
     """
 
+    min_share = 2 ** 16   # elements per thread: smaller tensors are normalised on one thread
+
     def __init__(self, running_mean, running_var, use_batch_stats, momentum, eps):
         self.running_mean, self.running_var = running_mean, running_var
         self.use_batch_stats, self.momentum, self.eps = use_batch_stats, momentum, eps
-
-    min_share = 2 ** 16   # elements: smaller tensors are normalised on one thread
 
     def forward(self, x, gamma, beta):
         xp = backend.get_array_module(x)
