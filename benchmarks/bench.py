@@ -384,6 +384,7 @@ def main():
     import torch
     torch.set_num_threads(args.threads or os.cpu_count())
     minicnn.set_num_threads(args.minicnn_threads or args.threads or os.cpu_count())
+    os.environ["MINICNN_NUM_THREADS"] = str(minicnn.get_num_threads())    # the same in the RSS children
     sync = None
     if args.device == "cuda":
         if not (torch.cuda.is_available() and minicnn.gpu_available()):
