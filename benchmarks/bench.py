@@ -6,6 +6,7 @@
     PYTHONPATH=. python benchmarks/bench.py --steps resnet8           # some training steps only
     PYTHONPATH=. python benchmarks/bench.py --device cuda             # the GPU rows (ResNet-50 with AMP)
     PYTHONPATH=. python benchmarks/bench.py --keep-freed-memory       # malloc keeps freed memory (both)
+    PYTHONPATH=. python benchmarks/bench.py --no-winograd             # minicnn's 3×3 convs by im2col only
 
 PyTorch is only the yardstick (``pip install torch``); minicnn never imports it. Each repetition runs
 minicnn then torch back to back (interleaved, so a slow phase of the machine hits both, with a pause
@@ -338,7 +339,7 @@ def rss_in_child(kind, name, library, args):
     """Peak RSS growth (MiB) over two steps of one library, run in a fresh process of its own (in
     this one both libraries share the allocator's heap, which hides what each of them needs)."""
     command = [sys.executable, os.path.abspath(__file__), "--rss-child", kind, name, library,
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads)] + (["--no-winograd"] if args.no_winograd else [])
     result = subprocess.run(command, capture_output=True, text=True)
     try:
         return float(result.stdout.split()[-1])
@@ -368,8 +369,13 @@ def main():
                         help="glibc malloc: no mmap below 1 GiB, no trimming (both libraries; see docstring)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time, meaningful with --threads 1 on the CPU only")
+    parser.add_argument("--no-winograd", action="store_true",
+                        help="minicnn's 3×3 convs by im2col only (no Winograd F(2×2, 3×3)), to compare")
     parser.add_argument("--rss-child", nargs=3, metavar=("KIND", "NAME", "LIBRARY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.no_winograd:
+        from minicnn.functional.winograd import WinogradConv2dFunction
+        WinogradConv2dFunction.min_channels = float("inf")
     if args.rss_child:
         import torch
         torch.set_num_threads(args.threads or os.cpu_count())
@@ -398,7 +404,8 @@ def main():
 
     print(machine(args.device))
     print(f"float32 unless noted; median of {args.reps} interleaved runs, {args.clock} clock; ratio = minicnn/torch"
-          + ("; malloc keeps freed memory" if args.keep_freed_memory else ""))
+          + ("; malloc keeps freed memory" if args.keep_freed_memory else "")
+          + ("; minicnn without Winograd" if args.no_winograd else ""))
     memory = ("MiB: – | CuPy pool (upper bound) | torch peak" if args.device == "cuda" else
               "MiB: minicnn traced | minicnn RSS | torch RSS")
     print(f"{'case':10s} {'minicnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} {'minicnn GF/s':>12s} "

@@ -21,8 +21,9 @@ learning library. With col = im2col(x) viewed as (G, K, P) and W viewed as (G, C
 
 For speed on the CPU the columns are built a few images at a time (``Conv2dFunction``), the batch is
 shared out between ``minicnn.get_num_threads()`` threads (each builds and multiplies the columns of its
-own images; gW is the sum of their parts), and the depthwise 3×3 of MobileNet is a direct sum over the
-taps (``DepthwiseConv2dFunction``).
+own images; gW is the sum of their parts), the depthwise 3×3 of MobileNet is a direct sum over the
+taps (``DepthwiseConv2dFunction``), and wide 3×3 stride-1 convs use Winograd's F(2×2, 3×3), 2.25× fewer
+multiplications (``winograd.py``).
 
 Groups split the channels into G independent convolutions (each output channel sees C/G input
 channels); G = C with Cout = m·C is the depthwise convolution of MobileNet. A 1×7 kernel with
@@ -36,7 +37,7 @@ import numbers
 import numpy as np
 
 from .. import backend, parallel
-from ..autograd import Function
+from ..autograd import Function, Tensor
 from .im2col import as_pair, col2im, conv_output_size, im2col
 
 __all__ = ["Conv2dFunction", "DepthwiseConv2dFunction", "conv2d"]
@@ -162,7 +163,7 @@ class Conv2dFunction(Function):
         flipped = weight[:, :, ::-1, ::-1].reshape(G, Cout // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4)
         flipped = xp.ascontiguousarray(flipped).reshape(G * Cg, Cout // G, KH, KW)
         padding = tuple(d * (k - 1) - p for d, k, p in zip(self.dilation, (KH, KW), self.padding))
-        transposed = Conv2dFunction(1, padding, self.dilation, G)
+        transposed = type(self)(1, padding, self.dilation, G)   # Winograd's gx runs through Winograd
         transposed.needs_input_grad = (False, False)
         return transposed.forward(gy, flipped)
 
@@ -309,8 +310,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     stride, padding, dilation: an int or a (height, width) pair; padding is zeros on both sides.
     groups: split channels into independent groups (groups = C: depthwise).
+    The algorithm is chosen from the arguments, the numbers are the same up to rounding: im2col + GEMM
+    (``Conv2dFunction``), a direct depthwise sum (``DepthwiseConv2dFunction``, CPU) or Winograd
+    (``WinogradConv2dFunction``, CPU, 3×3 stride 1 with ≥ 128 channels; see its ``applies``).
     """
-    depthwise = (x.ndim == weight.ndim == 4 and groups == weight.shape[0] == x.shape[1]
-                 and weight.shape[1] == 1 and as_pair(stride, "stride", "conv2d") == (1, 1) and backend.device_of(x) == "cpu")
+    from .winograd import WinogradConv2dFunction     # it subclasses Conv2dFunction
+    x_data, w_data = (a.data if isinstance(a, Tensor) else a for a in (x, weight))
+    depthwise = (x_data.ndim == w_data.ndim == 4 and groups == w_data.shape[0] == x_data.shape[1]
+                 and w_data.shape[1] == 1 and as_pair(stride, "stride", "conv2d") == (1, 1)
+                 and backend.device_of(x_data) == "cpu")
     function = (DepthwiseConv2dFunction if depthwise else Conv2dFunction)(stride, padding, dilation, groups)
+    if not depthwise and WinogradConv2dFunction.applies(x_data, w_data, function.stride, function.padding,
+                                                        function.dilation, function.groups):
+        function = WinogradConv2dFunction(stride, padding, dilation, groups)
     return function(x, weight) if bias is None else function(x, weight, bias)
