@@ -15,16 +15,19 @@ alone. On the GPU nothing here is used: a CUDA stream already runs each kernel o
 
 ``run(work, shares)`` is the one primitive: ``work(share)`` for every share, on the workers, results in
 order; ``split(n, …)`` makes the shares, one slice of range(n) per thread. A call made from inside a
-worker (a nested region) runs inline on that worker.
+worker (a nested region) runs inline on that worker. ``workspace()`` gives each thread scratch buffers
+that live from call to call (a conv's column chunks), ``blas_held()`` one BLAS thread around small GEMMs.
 """
 from __future__ import annotations
 
 import os
 import threading
 from contextlib import contextmanager
+
+import numpy as np
 from concurrent.futures import ThreadPoolExecutor, wait
 
-__all__ = ["get_num_threads", "set_num_threads", "run", "split", "blas_held"]
+__all__ = ["get_num_threads", "set_num_threads", "run", "split", "blas_held", "workspace", "Workspace"]
 
 _num_threads = None          # None: the default, decided on first use
 _pool = None                 # ThreadPoolExecutor with _num_threads workers, made on first use
@@ -163,3 +166,32 @@ def run(work, shares):
     finally:
         _local.in_worker = False
         _leave()
+
+
+class Workspace:
+    """One thread's scratch buffers, kept from call to call and grown to the largest size asked for
+    (the role of cuDNN's workspace). Why: on this kind of machine a fresh array of a few MiB costs a
+    page fault per 4 KiB page the first time it is written (~2.5 µs each, ~1/4 of a Winograd conv's
+    time when measured), because the allocator hands big blocks back to the kernel when they are
+    freed. Rule for users of it: what ``get`` returns is valid until the same thread asks for the same
+    name again, so nothing that outlives the call (an output, a tensor saved for backward) may live
+    here."""
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, name, shape, dtype):
+        """An uninitialised NumPy array of this shape and dtype: a view of this thread's buffer ``name``."""
+        shape = tuple(int(n) for n in shape)
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self.buffers[name] = np.empty(size, dtype=np.uint8)
+        return buffer[:size].view(dtype).reshape(shape)
+
+
+def workspace():
+    """The calling thread's ``Workspace`` (made on first use)."""
+    if not hasattr(_local, "workspace"):
+        _local.workspace = Workspace()
+    return _local.workspace

@@ -206,3 +206,35 @@ def test_batch_norm_on_several_threads_equals_one_thread(threads, monkeypatch, t
     for a, b, what in zip(many, one, ("y", "gx", "gγ", "gβ", "running mean", "running var")):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13, err_msg=what)
     assert gradcheck(lambda x, g, b: batch_norm(x, None, None, g, b, training=True), (x, gamma, beta))
+
+
+def test_workspace_is_per_thread_reused_and_grown(threads):
+    """parallel.workspace(): the same thread gets the same memory back for the same name (no fresh
+    pages each call), a bigger request grows it, another name or another thread gets other memory."""
+    ws = parallel.workspace()
+    a = ws.get("test-a", (4, 5), np.float32)
+    assert a.shape == (4, 5) and a.dtype == np.float32
+    a[...] = 7
+    again = parallel.workspace().get("test-a", (2, 3), np.float32)
+    assert np.shares_memory(a, again)
+    assert not np.shares_memory(a, ws.get("test-b", (4, 5), np.float32))
+    bigger = ws.get("test-a", (100, 100), np.float64)
+    assert bigger.shape == (100, 100) and bigger.dtype == np.float64
+    threads(2)
+    other = parallel.run(lambda share: parallel.workspace(), [0, 1])
+    assert other[0] is ws and other[1] is not ws
+
+
+def test_blas_held_holds_one_blas_thread_and_nests(threads):
+    threads(2)
+    before = blas_threads()
+    if not before:
+        pytest.skip("threadpoolctl sees no BLAS library")
+    with parallel.blas_held():
+        assert blas_threads() == [1] * len(before)
+        assert parallel.run(lambda share: blas_threads(), [0, 1]) == [[1] * len(before)] * 2
+        assert blas_threads() == [1] * len(before)       # still held after the nested region
+    assert blas_threads() == before
+    threads(1)
+    with parallel.blas_held():                            # one minicnn thread: BLAS keeps its threads
+        assert blas_threads() == before

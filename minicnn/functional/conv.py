@@ -92,7 +92,7 @@ class Conv2dFunction(Function):
 
         def forward_share(share):                  # one thread's images, chunk by chunk
             images = col = None
-            for images, col in self._column_chunks(x, weight, share):        # col: (G, K, n·OH·OW)
+            for images, col in self._column_chunks(x, weight, share, keep=self.needs_input_grad[1]):
                 y = xp.matmul(w, col).reshape(Cout, -1, OH, OW).transpose(1, 0, 2, 3)   # NCHW view
                 if bias is None:
                     out[images] = y
@@ -179,10 +179,13 @@ class Conv2dFunction(Function):
         OH, OW = self._output_size(x, weight)
         return parallel.split(x.shape[0], OH * OW, self.min_share_columns, backend.device_of(x))
 
-    def _column_chunks(self, x, weight, share, fill=True, cached=None):
+    def _column_chunks(self, x, weight, share, fill=True, cached=None, keep=False):
         """Yield (images, col): a slice of the share of the batch and its columns, (G, K, n·OH·OW), all
         chunks in one buffer (so each col is only valid until the next is made). fill=False: the
-        buffer only. cached: the share's columns, kept from forward."""
+        buffer only. cached: the share's columns, kept from forward. The buffer is the thread's
+        workspace (``parallel.workspace``: no fresh memory to fault in at every call), except on the
+        GPU (CuPy's pool does that) and when ``keep`` and the share is one chunk, whose columns
+        forward keeps for backward."""
         xp = backend.get_array_module(x)
         C, (KH, KW), (OH, OW) = x.shape[1], weight.shape[2:], self._output_size(x, weight)
         G, K, N = self.groups, C // self.groups * KH * KW, share.stop - share.start
@@ -192,7 +195,10 @@ class Conv2dFunction(Function):
         budget = self.chunk_bytes[backend.device_of(x)]
         n = max(budget // (G * K * OH * OW * x.itemsize), -(-self.min_chunk_columns // (OH * OW)), 1)
         n = -(-N // -(-N // n)) if N else 1                 # chunks of equal size: no thin last GEMM
-        buffer = xp.empty(G * K * n * OH * OW, dtype=x.dtype)
+        if (keep and n >= N) or backend.device_of(x) != "cpu":
+            buffer = xp.empty(G * K * n * OH * OW, dtype=x.dtype)
+        else:
+            buffer = parallel.workspace().get("im2col", (G * K * n * OH * OW,), x.dtype)
         for start in range(share.start, share.stop, n):
             images = slice(start, min(start + n, share.stop))
             m = images.stop - start

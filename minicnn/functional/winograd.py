@@ -39,15 +39,13 @@ Backward. y is linear in g through U, so the gradients are the adjoints of the s
 As in ``Conv2dFunction`` (whose docstring explains it), the batch is shared out between the CPU
 threads and each thread works through its images a few at a time, so that a chunk's V and M stay
 near the cache; backward makes V again from x (cheaper than keeping 4× x alive). The chunks' buffers
-are a per-thread workspace kept between calls (``_Workspace``). Cost: 2.25× fewer multiplications
+are a per-thread workspace kept between calls (``parallel.workspace``). Cost: 2.25× fewer multiplications
 than im2col, but the transforms are memory passes, so it pays only when the GEMMs are wide: ``conv2d``
 takes this route for 3×3 kernels, stride 1, dilation 1, one group, padding ≤ 2, float32 or float64,
 on the CPU, with at least ``min_channels`` channels in and out and outputs of at least
 ``min_output_size`` (``WinogradConv2dFunction.applies``); the GPU keeps im2col + cuBLAS.
 """
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 
@@ -257,15 +255,15 @@ class WinogradConv2dFunction(Conv2dFunction):
 
     def _chunks(self, x, Cout, share):
         """Yield (images, V, M, scratch) for a few images of the share at a time: V (4, 4, n, th, tw, C)
-        their transformed input, M a (4, 4, n, th, tw, Cout) buffer for the products, scratch a
-        ``_Workspace`` for the transforms' intermediate arrays. All of them live in this thread's
+        their transformed input, M a (4, 4, n, th, tw, Cout) buffer for the products, scratch the
+        thread's ``parallel.Workspace`` for the transforms' intermediate arrays. All of them live in this thread's
         workspace, reused from chunk to chunk and from call to call: valid until the next chunk."""
         (N, C, H, W), (PH, PW) = x.shape, self.padding
         th, tw = -(-(H + 2 * PH - 2) // 2), -(-(W + 2 * PW - 2) // 2)
         share_size = share.stop - share.start
         n = max(self.chunk_bytes // (16 * C * th * tw * x.itemsize), -(-self.min_chunk_tiles // (th * tw)), 1)
         n = -(-share_size // -(-share_size // n))                     # chunks of equal size
-        workspace = _Workspace.of_this_thread()
+        workspace = parallel.workspace()
         for start in range(share.start, share.stop, n):
             images = slice(start, min(start + n, share.stop))
             m = images.stop - start
@@ -274,27 +272,3 @@ class WinogradConv2dFunction(Conv2dFunction):
             _input_transform(x[images], self.padding, (th, tw), workspace, V)
             yield images, V, M, workspace
 
-
-class _Workspace:
-    """Per-thread buffers reused from call to call, each grown to the largest size asked for (like
-    cuDNN's workspace): fresh memory for every call would cost a page fault per 4 KiB on each use,
-    which measured ~1/4 of this conv's time. Nothing here outlives the call that fills it."""
-
-    _local = threading.local()
-
-    def __init__(self):
-        self.buffers = {}
-
-    @classmethod
-    def of_this_thread(cls):
-        if not hasattr(cls._local, "workspace"):
-            cls._local.workspace = cls()
-        return cls._local.workspace
-
-    def get(self, name, shape, dtype):
-        """An uninitialised array of this shape and dtype, a view of buffer ``name``."""
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        buffer = self.buffers.get(name)
-        if buffer is None or buffer.size < size:
-            buffer = self.buffers[name] = np.empty(size, dtype=np.uint8)
-        return buffer[:size].view(dtype).reshape(shape)
