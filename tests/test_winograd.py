@@ -64,6 +64,7 @@ def winograd_everywhere(monkeypatch):
     """conv2d sends every eligible conv to Winograd, whatever its size (the thresholds are for speed)."""
     monkeypatch.setattr(WinogradConv2dFunction, "min_channels", 0)
     monkeypatch.setattr(WinogradConv2dFunction, "min_output_size", 1)
+    monkeypatch.setattr(WinogradConv2dFunction, "min_tiles_per_thread", 0)
 
 
 @pytest.mark.parametrize("padding", [0, 1, 2, (1, 0)])
@@ -135,17 +136,21 @@ def test_the_workspace_is_reused_across_shapes():
             np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
 
 
-def test_which_convolutions_conv2d_sends_to_winograd():
-    def route(N=2, C=128, Cout=128, H=8, stride=1, padding=1, dilation=1, groups=1, kernel=3, dtype=np.float32):
+def test_which_convolutions_conv2d_sends_to_winograd(monkeypatch):
+    monkeypatch.setattr(minicnn.parallel, "get_num_threads", lambda: 2)
+
+    def route(N=64, C=128, Cout=128, H=8, stride=1, padding=1, dilation=1, groups=1, kernel=3, dtype=np.float32):
         x = Tensor(np.zeros((N, C, H, H), dtype=dtype))
         w = Tensor(np.zeros((Cout, C // groups, kernel, kernel), dtype=dtype), requires_grad=True)
         return type(conv2d(x, w, None, stride, padding, dilation, groups).creator)
 
-    assert route() is WinogradConv2dFunction                      # 128 → 128 channels, 8×8 output
-    assert route(C=256, Cout=128, H=14) is WinogradConv2dFunction
-    assert route(C=64) is Conv2dFunction                          # too few channels: im2col is as fast
+    assert route() is WinogradConv2dFunction          # 128 → 128 channels, 8×8 output, 512 tiles per thread
+    assert route(C=256, Cout=128, H=14, N=8) is Conv2dFunction      # 196 tiles per thread: too few
+    assert route(C=256, Cout=128, H=14, N=21) is WinogradConv2dFunction
+    assert route(N=63) is Conv2dFunction
+    assert route(C=64) is Conv2dFunction              # too few channels: im2col is as fast
     assert route(Cout=64) is Conv2dFunction
-    assert route(H=6) is Conv2dFunction                           # 6×6 output: too few tiles
+    assert route(H=6, N=256) is Conv2dFunction        # 6×6 output: too few tiles per image
     assert route(stride=2, H=18) is Conv2dFunction
     assert route(dilation=2, H=10) is Conv2dFunction
     assert route(groups=2) is Conv2dFunction
@@ -153,6 +158,8 @@ def test_which_convolutions_conv2d_sends_to_winograd():
     assert route(kernel=5, padding=2) is Conv2dFunction
     assert route(dtype=np.float16) is Conv2dFunction
     assert route(dtype=np.float64) is WinogradConv2dFunction
+    monkeypatch.setattr(minicnn.parallel, "get_num_threads", lambda: 1)
+    assert route(N=32) is WinogradConv2dFunction      # one thread: 512 tiles in all suffice
 
 
 def test_bad_input_is_reported_like_conv2d():

@@ -42,8 +42,9 @@ near the cache; backward makes V again from x (cheaper than keeping 4× x alive)
 are a per-thread workspace kept between calls (``parallel.workspace``). Cost: 2.25× fewer multiplications
 than im2col, but the transforms are memory passes, so it pays only when the GEMMs are wide: ``conv2d``
 takes this route for 3×3 kernels, stride 1, dilation 1, one group, padding ≤ 2, float32 or float64,
-on the CPU, with at least ``min_channels`` channels in and out and outputs of at least
-``min_output_size`` (``WinogradConv2dFunction.applies``); the GPU keeps im2col + cuBLAS.
+on the CPU, with at least ``min_channels`` channels in and out, outputs of at least ``min_output_size``
+and ``min_tiles_per_thread`` tiles per CPU thread (``WinogradConv2dFunction.applies``); the GPU keeps
+im2col + cuBLAS.
 """
 from __future__ import annotations
 
@@ -189,11 +190,13 @@ class WinogradConv2dFunction(Conv2dFunction):
     min_chunk_tiles = 256
     # Where conv2d takes this route (measured on 2 cores, benchmarks/README.md "Winograd"): with 64
     # channels the transforms, memory passes, cost about what the GEMMs save (0.96–1.10× im2col's time
-    # at 2 threads); with 128–256 channels on 8×8 to 28×28 maps a step takes 0.64–0.84× im2col's; on
-    # 4×4 maps (2×2 tiles from 3×3 planes) it does not pay. min_channels = 0 sends every eligible
-    # conv here.
+    # at 2 threads); with 128–256 channels on 8×8 to 28×28 maps and ≥ 512 tiles per thread a step
+    # takes 0.64–0.84× im2col's; with fewer tiles per thread (256→256 at 14×14, batch 8: 196) or on
+    # 4×4 maps (2×2 tiles from 3×3 planes) it does not pay. Set them to 0 (and min_output_size to
+    # 1) to send every eligible conv here.
     min_channels = 128
     min_output_size = 8
+    min_tiles_per_thread = 512
 
     @classmethod
     def applies(cls, x, weight, stride, padding, dilation, groups):
@@ -203,8 +206,10 @@ class WinogradConv2dFunction(Conv2dFunction):
                 and x.dtype in (np.float32, np.float64) and x.dtype == weight.dtype
                 and x.shape[1] == weight.shape[1]):
             return False
-        OH, OW = (size + 2 * p - 2 for size, p in zip(x.shape[2:], padding))
-        return min(x.shape[1], weight.shape[0]) >= cls.min_channels and min(OH, OW) >= cls.min_output_size
+        N, (OH, OW) = x.shape[0], (size + 2 * p - 2 for size, p in zip(x.shape[2:], padding))
+        tiles_per_thread = N * -(-OH // 2) * -(-OW // 2) / max(1, min(parallel.get_num_threads(), N))
+        return (min(x.shape[1], weight.shape[0]) >= cls.min_channels and min(OH, OW) >= cls.min_output_size
+                and tiles_per_thread >= cls.min_tiles_per_thread)
 
     def forward(self, x, weight, bias=None):
         with parallel.blas_held():          # the weight transform's GEMM, too, on one BLAS thread
