@@ -63,7 +63,7 @@ def test_only_the_gradients_asked_for():
 def winograd_everywhere(monkeypatch):
     """conv2d sends every eligible conv to Winograd, whatever its size (the thresholds are for speed)."""
     monkeypatch.setattr(WinogradConv2dFunction, "min_channels", 0)
-    monkeypatch.setattr(WinogradConv2dFunction, "min_output_size", 1)
+    monkeypatch.setattr(WinogradConv2dFunction, "min_output_size", 0)
     monkeypatch.setattr(WinogradConv2dFunction, "min_tiles_per_thread", 0)
 
 
@@ -146,11 +146,12 @@ def test_which_convolutions_conv2d_sends_to_winograd(monkeypatch):
 
     assert route() is WinogradConv2dFunction          # 128 → 128 channels, 8×8 output, 512 tiles per thread
     assert route(C=256, Cout=128, H=14, N=8) is Conv2dFunction      # 196 tiles per thread: too few
-    assert route(C=256, Cout=128, H=14, N=21) is WinogradConv2dFunction
-    assert route(N=63) is Conv2dFunction
+    assert route(C=256, Cout=128, H=14, N=11) is WinogradConv2dFunction           # 269
+    assert route(N=32) is WinogradConv2dFunction and route(N=31) is Conv2dFunction   # 256 and 248
+    assert route(C=512, Cout=512, H=4, N=128) is WinogradConv2dFunction           # 4×4 maps, 256
     assert route(C=64) is Conv2dFunction              # too few channels: im2col is as fast
     assert route(Cout=64) is Conv2dFunction
-    assert route(H=6, N=256) is Conv2dFunction        # 6×6 output: too few tiles per image
+    assert route(H=2, N=1024) is Conv2dFunction       # 2×2 output: one tile from a 2×2 of planes
     assert route(stride=2, H=18) is Conv2dFunction
     assert route(dilation=2, H=10) is Conv2dFunction
     assert route(groups=2) is Conv2dFunction
@@ -159,7 +160,7 @@ def test_which_convolutions_conv2d_sends_to_winograd(monkeypatch):
     assert route(dtype=np.float16) is Conv2dFunction
     assert route(dtype=np.float64) is WinogradConv2dFunction
     monkeypatch.setattr(minicnn.parallel, "get_num_threads", lambda: 1)
-    assert route(N=32) is WinogradConv2dFunction      # one thread: 512 tiles in all suffice
+    assert route(N=16) is WinogradConv2dFunction      # one thread: 256 tiles in all suffice
 
 
 def test_bad_input_is_reported_like_conv2d():

@@ -188,15 +188,15 @@ class WinogradConv2dFunction(Conv2dFunction):
 
     chunk_bytes = 4 * 2 ** 20
     min_chunk_tiles = 256
-    # Where conv2d takes this route (measured on 2 cores, benchmarks/README.md "Winograd"): with 64
-    # channels the transforms, memory passes, cost about what the GEMMs save (0.96–1.10× im2col's time
-    # at 2 threads); with 128–256 channels on 8×8 to 28×28 maps and ≥ 512 tiles per thread a step
-    # takes 0.64–0.84× im2col's; with fewer tiles per thread (256→256 at 14×14, batch 8: 196) or on
-    # 4×4 maps (2×2 tiles from 3×3 planes) it does not pay. Set them to 0 (and min_output_size to
-    # 1) to send every eligible conv here.
+    # Where conv2d takes this route (benchmarks/winograd.py, 2 cores; benchmarks/README.md "Winograd"):
+    # with 32–64 channels the transforms, memory passes, cost about what the GEMMs save (1.0–1.1× the
+    # time of im2col); with 128–512 channels and ≥ 256 tiles per thread a step takes 0.57–0.87× im2col's
+    # (4×4 maps included); with few tiles per thread the weight transforms, done once per call, weigh
+    # more than the GEMMs save (256→256 at 14×14, batch 8, 196 tiles per thread: 0.9–1.0×; 512→512 at
+    # 7×7, batch 8, 64 per thread: 1.6–2.2×). Set all three to 0 to send every eligible conv here.
     min_channels = 128
-    min_output_size = 8
-    min_tiles_per_thread = 512
+    min_output_size = 4
+    min_tiles_per_thread = 256
 
     @classmethod
     def applies(cls, x, weight, stride, padding, dilation, groups):
