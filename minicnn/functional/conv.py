@@ -57,7 +57,8 @@ class Conv2dFunction(Function):
     overwrites them with gcol = Wᵀ·gy for col2im (for stride 1 gx is a convolution of gy instead, see
     ``_input_gradient_by_convolution``). When each thread's share of the batch is one chunk, forward's
     columns are kept for backward. Both limits are class attributes: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30``
-    makes bigger chunks.
+    makes bigger chunks. The buffer is the thread's workspace (``minicnn.parallel.workspace``), kept
+    from call to call, unless forward keeps its columns for backward.
     Threads. On the CPU the batch is first cut into one contiguous share per thread (``_shares``;
     ``minicnn.set_num_threads``), and each thread runs the loop above over its own share, with its own
     buffer, writing its own images of y (or gx) and returning its own part of gW, summed at the end;
