@@ -12,15 +12,12 @@ SH SW stride, PH PW padding, DH DW dilation, OH OW output).
 * All index arithmetic is 64-bit (``long long``): with 32-bit ints a column buffer past 2³¹
   elements (8 GiB of float32, e.g. VGG conv1_2 at batch 128) would silently wrap around.
 * Each kernel is a template instantiated for ``float`` and ``double``; a grid-stride loop lets any
-  size run with a bounded grid.
+  size run with a bounded grid (launch code shared with the other kernels: ``launch.py``).
 """
 from __future__ import annotations
 
-import functools
-
-import numpy as np
-
 from .. import backend
+from . import launch
 
 __all__ = ["im2col_gpu", "col2im_gpu", "CUDA_SOURCE"]
 
@@ -84,30 +81,13 @@ __global__ void col2im_kernel(
 }
 """
 
-_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-_THREADS = 256
-_MAX_BLOCKS = 65535 * 32          # enough to fill any current GPU; the grid-stride loop does the rest
-
-
-@functools.lru_cache(maxsize=None)
-def _module(device_id):
-    # One compiled module per GPU (kernels are compiled on first use and cached by CuPy on disk).
-    cp = backend.cupy()
-    names = [f"{kernel}<{ctype}>" for kernel in ("im2col_kernel", "col2im_kernel")
-             for ctype in _CTYPES.values()]
-    return cp.RawModule(code=CUDA_SOURCE, name_expressions=names)
+_KERNELS = ("im2col_kernel", "col2im_kernel")
 
 
 def _launch(kernel, source, target, sizes):
     """Run ``kernel<T>(source, target, total, *sizes)`` with one thread per element of ``target``."""
-    cp = backend.cupy()
-    total = target.size
-    if total == 0:
-        return
-    function = _module(cp.cuda.Device().id).get_function(f"{kernel}<{_CTYPES[source.dtype]}>")
-    blocks = min((total + _THREADS - 1) // _THREADS, _MAX_BLOCKS)
-    # Every size goes in as a 64-bit integer, matching the kernels' `long long` parameters.
-    function((blocks,), (_THREADS,), (source, target, *(np.int64(v) for v in (total, *sizes))))
+    function = launch.kernel(CUDA_SOURCE, _KERNELS, kernel, source.dtype)
+    launch.launch(function, target.size, (source, target, *launch.int64s(target.size, *sizes)))
 
 
 def im2col_gpu(x, kernel_size, stride, padding, dilation, out_size, out=None):
