@@ -44,6 +44,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor
+from ..cuda.launch import kernels_apply
 from . import math as _math
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "global_avg_pool2d",
@@ -151,12 +152,20 @@ class MaxPooling2d(Function):
         (overlapping windows that share a maximum add up).
     Cached between forward and backward: ``tap`` (N, C, OH, OW) int32, the tap index t = kh·KW + kw
     of each window's maximum (not x).
+    On a GPU (float32/float64 CuPy arrays) both passes are CUDA kernels (``minicnn/cuda/pool_kernels.py``:
+    one thread per output in forward, a deterministic gather per input pixel in backward) that give
+    the same y, tap and gx as the tap loops below.
     """
 
     def __init__(self, geometry):
         self.geometry = geometry
 
     def forward(self, x):
+        self.kernels = kernels_apply(x)
+        if self.kernels:
+            from ..cuda import pool_kernels
+            y, self.tap = pool_kernels.max_pool2d_forward(x, self.geometry)
+            return y
         xp = backend.get_array_module(x)
         padded = _pad(x, self.geometry, -np.inf)
         y = None
@@ -171,6 +180,9 @@ class MaxPooling2d(Function):
         return y
 
     def backward(self, gy):
+        if self.kernels and kernels_apply(gy):
+            from ..cuda import pool_kernels
+            return pool_kernels.max_pool2d_backward(gy, self.tap, self.geometry)
         xp = backend.get_array_module(gy)
         gx = xp.zeros(gy.shape[:2] + self.geometry.padded, dtype=gy.dtype)
         for t, rows, cols in _taps(self.geometry):
