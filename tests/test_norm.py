@@ -10,7 +10,8 @@ import pytest
 import minicnn
 from minicnn import backend
 from minicnn.autograd import Tensor
-from minicnn.functional.norm import batch_norm, local_response_norm
+from minicnn.functional.activation import relu
+from minicnn.functional.norm import batch_norm, batch_norm_relu, local_response_norm
 from minicnn.gradcheck import gradcheck
 from minicnn.nn.norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 
@@ -157,6 +158,63 @@ def test_batch_norm_gradcheck(xp, rng, training, shape):
 @pytest.mark.parametrize("shape", [(4, 2), (2, 2, 3, 2)], ids=["2d", "4d"])
 def test_batch_norm_gradcheck_with_batch_statistics_and_no_affine(xp, rng, shape):
     gradcheck(lambda x: batch_norm(x, None, None, training=True), [leaf(xp, rng.standard_normal(shape))])
+
+
+# ------------------------------------------------------------------ batch_norm_relu (fused) -----
+
+def away_from_relu_kink(xp, rng, shape, training, margin=1e-3):
+    """x, γ, β (float64 leaves) and running statistics for which every γ·x̂ + β is at least ``margin``
+    from 0, so that finite differences never cross the ReLU's kink."""
+    for _ in range(100):
+        x, gamma, beta = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(3), rng.standard_normal(3) * 0.5
+        mean, var = rng.standard_normal(3), rng.random(3) + 0.5
+        pre = batch_norm(x, None if training else mean, None if training else var, gamma, beta).data
+        if np.abs(pre).min() > margin and (pre > 0).any() and (pre < 0).any():
+            return [leaf(xp, a) for a in (x, gamma, beta)], xp.asarray(mean), xp.asarray(var)
+    raise AssertionError("no sample away from the ReLU's kink")
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(6, 3), (3, 3, 2, 3)], ids=["2d", "4d"])
+def test_batch_norm_relu_equals_relu_of_batch_norm_with_gradients(xp, rng, training, shape):
+    (x, gamma, beta), mean, var = away_from_relu_kink(xp, rng, shape, training)
+    stats = [(mean.copy(), var.copy()) for _ in range(2)]
+    fused = batch_norm_relu(x, *stats[0], gamma, beta, training=training, momentum=0.3)
+    gy = xp.asarray(rng.standard_normal(shape))
+    fused.backward(gy)
+    grads = [to_numpy(t.grad) for t in (x, gamma, beta)]
+    for t in (x, gamma, beta):
+        t.grad = None
+    separate = relu(batch_norm(x, *stats[1], gamma, beta, training=training, momentum=0.3))
+    separate.backward(gy)
+    np.testing.assert_array_equal(to_numpy(fused), to_numpy(separate))
+    assert (to_numpy(fused) == 0).any() and (to_numpy(fused) > 0).any()
+    for got, t in zip(grads, (x, gamma, beta)):
+        np.testing.assert_allclose(got, to_numpy(t.grad), rtol=1e-13, atol=1e-14)
+    for a, b in zip(stats[0], stats[1]):               # the running statistics are updated alike
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(5, 3), (3, 3, 2, 3)], ids=["2d", "4d"])
+def test_batch_norm_relu_gradcheck(xp, rng, training, shape):
+    inputs, mean, var = away_from_relu_kink(xp, rng, shape, training, margin=1e-2)
+
+    def fn(x, weight, bias):
+        return batch_norm_relu(x, mean.copy(), var.copy(), weight, bias, training=training)
+
+    gradcheck(fn, inputs)
+
+
+def test_batch_norm_relu_keeps_float32_and_names_itself_in_errors(xp, rng):
+    x = Tensor(xp.asarray(rng.standard_normal((4, 3, 2, 2)), np.float32), requires_grad=True)
+    y = batch_norm_relu(x, None, None, training=True)
+    y.backward(xp.ones(y.shape, np.float32))
+    assert y.dtype == x.grad.dtype == np.float32 and float(to_numpy(y).min()) == 0.0
+    with pytest.raises(ValueError, match=r"batch_norm_relu: weight must have shape \(3,\)"):
+        batch_norm_relu(np.zeros((4, 3)), None, None, weight=np.ones(4))
+    with pytest.raises(ValueError, match="batch_norm_relu: expected more than 1 value per channel"):
+        batch_norm_relu(np.zeros((1, 3)), None, None, training=True)
 
 
 # ------------------------------------------------------------------ batch_norm: errors ---------

@@ -7,7 +7,7 @@ from .math import (abs, add, argmax, astype, broadcast_to, cat, clip, concat, co
                    flatten, getitem, log, matmul, max, mean, min, mul, neg, pad, pow, reshape, sqrt,
                    stack, sub, sum, sum_to, transpose, var)
 from .linear import linear
-from .norm import batch_norm, local_response_norm
+from .norm import batch_norm, batch_norm_relu, local_response_norm
 from .pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d,
                    pool_output_size)
 from .activation import log_softmax, relu, relu6, sigmoid, softmax, tanh

@@ -12,6 +12,9 @@ Batch normalisation (Ioffe & Szegedy 2015), per channel c:
 
     μ = mean(x),  σ² = mean((x − μ)²)  (biased),  x̂ = (x − μ) / √(σ² + eps),  y = γ·x̂ + β
 
+``batch_norm_relu`` is relu(batch_norm(x)) as one Function, y = max(γ·x̂ + β, 0): the ReLU of a
+BN → ReLU pair without its own pass over memory (one CUDA kernel on a GPU).
+
 Local response normalisation (Krizhevsky et al. 2012, §3.3), across channels at every pixel:
 
     b_c = a_c / (k + α' Σ_{c' ∈ window(c)} a_{c'}²)^β
@@ -26,8 +29,10 @@ import numpy as np
 
 from .. import backend, parallel
 from ..autograd import Function, Tensor
+from ..cuda.launch import kernels_apply
 
-__all__ = ["batch_norm", "local_response_norm", "BatchNorm", "LocalResponseNorm"]
+__all__ = ["batch_norm", "batch_norm_relu", "local_response_norm", "BatchNorm", "BatchNormReLU",
+           "LocalResponseNorm"]
 
 
 def _raw(a):
@@ -63,6 +68,7 @@ class BatchNorm(Function):
     """
 
     min_share = 2 ** 16   # elements per thread: smaller tensors are normalised on one thread
+    relu = False          # BatchNormReLU: y = max(γ·x̂ + β, 0)
 
     def __init__(self, running_mean, running_var, use_batch_stats, momentum, eps):
         self.running_mean, self.running_var = running_mean, running_var
@@ -72,6 +78,7 @@ class BatchNorm(Function):
         xp = backend.get_array_module(x)
         m = x.size // x.shape[1]
         y = xp.empty(x.shape, dtype=x.dtype)
+        self.kernels = kernels_apply(x)           # GPU: the elementwise pass is one CUDA kernel
 
         def normalise(c):                          # one thread's channels c: y[:, c] from x[:, c]
             xc, yc, shape = x[:, c], y[:, c], _channel_shape(x[:, c])
@@ -81,10 +88,19 @@ class BatchNorm(Function):
                 var = _channel_sum(yc, yc) / m
             else:
                 mean, var = self.running_mean[c].astype(x.dtype), self.running_var[c]
-                xp.subtract(xc, mean.reshape(shape), out=yc)
+                if not self.kernels:
+                    xp.subtract(xc, mean.reshape(shape), out=yc)
             inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-            xp.multiply(yc, (gamma[c] * inv_std).reshape(shape).astype(x.dtype, copy=False), out=yc)
-            xp.add(yc, beta[c].reshape(shape).astype(x.dtype, copy=False), out=yc)   # y = γ·x̂ + β
+            scale = (gamma[c] * inv_std).reshape(shape).astype(x.dtype, copy=False)
+            shift = beta[c].reshape(shape).astype(x.dtype, copy=False)
+            if self.kernels:                       # one share, every channel: y = (x − μ)·γ/σ + β [ReLU]
+                from ..cuda import norm_kernels
+                norm_kernels.batch_norm_forward(x, mean, scale, shift, self.relu, out=y)
+                return mean, var, inv_std
+            xp.multiply(yc, scale, out=yc)
+            xp.add(yc, shift, out=yc)                                             # y = γ·x̂ + β
+            if self.relu:
+                xp.maximum(yc, 0, out=yc)
             return mean, var, inv_std
 
         self.shares = parallel.split(x.shape[1], m, self.min_share, backend.device_of(x))
@@ -93,23 +109,34 @@ class BatchNorm(Function):
             self.running_mean[...] = (1 - self.momentum) * self.running_mean + self.momentum * mean
             self.running_var[...] = (1 - self.momentum) * self.running_var + self.momentum * var * (m / (m - 1))
         self.x, self.mean, self.gamma = x, mean, gamma
+        if self.relu:
+            self.y = y                             # backward's mask y > 0 (the output, no copy)
         return y
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
         m, needs_x = gy.size // gy.shape[1], self.needs_input_grad[0]
         gx = xp.empty(gy.shape, dtype=gy.dtype)    # holds x − μ, then gx
+        kernels = self.kernels and kernels_apply(gy) and gy.dtype == self.x.dtype
 
         def gradients(c):                          # one thread's channels: gx[:, c], gγ[c], gβ[c]
             gyc, gxc, shape, inv_std = gy[:, c], gx[:, c], _channel_shape(gy[:, c]), self.inv_std[c]
+            if self.relu:                          # through the ReLU: gy' = gy·[y > 0], used by every sum below
+                gyc = xp.where(self.y[:, c] > 0, gyc, 0)
             xp.subtract(self.x[:, c], self.mean[c].reshape(shape), out=gxc)     # gx = x − μ = x̂·σ
             g_beta = _channel_sum(gyc)
             g_gamma = _channel_sum(gyc, gxc) * inv_std                          # Σ gy·x̂
             scale = (self.gamma[c] * inv_std).astype(gy.dtype, copy=False)      # γ/σ
             if needs_x and self.use_batch_stats:   # gx = (γ/σ)·(gy − Σgy/m − (x − μ)·(Σgy·x̂)/(σ·m))
-                xp.multiply(gxc, (-g_gamma * inv_std / m).astype(gy.dtype).reshape(shape), out=gxc)
+                k1 = (-g_gamma * inv_std / m).astype(gy.dtype)
+                k2 = (g_beta / m).astype(gy.dtype)
+                if kernels:                        # one share, every channel: the chain in one kernel
+                    from ..cuda import norm_kernels
+                    norm_kernels.batch_norm_backward(self.x, gyc, self.mean, k1, k2, scale, out=gx)
+                    return g_gamma, g_beta
+                xp.multiply(gxc, k1.reshape(shape), out=gxc)
                 xp.add(gxc, gyc, out=gxc)
-                xp.subtract(gxc, (g_beta / m).astype(gy.dtype).reshape(shape), out=gxc)
+                xp.subtract(gxc, k2.reshape(shape), out=gxc)
                 xp.multiply(gxc, scale.reshape(shape), out=gxc)
             elif needs_x:
                 xp.multiply(gyc, scale.reshape(shape), out=gxc)
@@ -119,6 +146,19 @@ class BatchNorm(Function):
         g_gamma = g_gamma.astype(self.gamma.dtype, copy=False) if self.needs_input_grad[1] else None
         g_beta = g_beta.astype(self.gamma.dtype, copy=False) if self.needs_input_grad[2] else None
         return gx if needs_x else None, g_gamma, g_beta
+
+
+class BatchNormReLU(BatchNorm):
+    """relu(batch_norm(x)) as one Function: y = max(γ·x̂ + β, 0), x̂ as in ``BatchNorm``.
+
+    forward     BatchNorm's pass with the ReLU applied in the same place: in place on each thread's
+                channels on the CPU, inside the normalising kernel on the GPU. No extra array is made.
+    backward    gy' = gy·[y > 0] (where y > 0 exactly where γ·x̂ + β > 0), then BatchNorm's backward
+                with gy': gx = (γ/σ)/m·(m·gy' − Σgy' − x̂·Σ(gy'·x̂)), gγ = Σ gy'·x̂, gβ = Σ gy'.
+    Cached: BatchNorm's (x, μ, 1/σ) and y, the output itself.
+    """
+
+    relu = True
 
 
 def _channel_sum(a, b=None):
@@ -132,9 +172,9 @@ def _channel_sum(a, b=None):
     return xp.einsum("ncl,ncl->c", a, b.reshape(a.shape), dtype=dtype)
 
 
-def _check_vector(name, value, channels, x_shape):
+def _check_vector(op, name, value, channels, x_shape):
     if value is not None and tuple(value.shape) != (channels,):
-        raise ValueError(f"batch_norm: {name} must have shape ({channels},) to match the {channels} "
+        raise ValueError(f"{op}: {name} must have shape ({channels},) to match the {channels} "
                          f"channels of the input of shape {tuple(x_shape)}, got shape {tuple(value.shape)}")
 
 
@@ -160,36 +200,55 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     gx = (γ/σ)/m · (m·gy − Σgy − x̂·Σ(gy·x̂)), otherwise gx = gy·γ/√(running_var + eps);
     gγ = Σ gy·x̂, gβ = Σ gy.
     """
+    return _batch_norm("batch_norm", BatchNorm, x, running_mean, running_var, weight, bias, training,
+                       momentum, eps)
+
+
+def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                    eps=1e-5):
+    """relu(batch_norm(x, …)) fused into one Function (``BatchNormReLU``): the same arguments, running
+    statistics and checks as ``batch_norm``; returns y = max(γ·x̂ + β, 0), x's shape and dtype.
+
+    Against ``F.relu(F.batch_norm(x, …))`` it saves the ReLU's own pass and the extra output array;
+    on a GPU the normalisation and the ReLU are one CUDA kernel. Gradients: those of batch_norm with
+    gy' = gy·[y > 0] in place of gy.
+    """
+    return _batch_norm("batch_norm_relu", BatchNormReLU, x, running_mean, running_var, weight, bias,
+                       training, momentum, eps)
+
+
+def _batch_norm(op, function, x, running_mean, running_var, weight, bias, training, momentum, eps):
+    """Check batch_norm's arguments (errors name ``op``) and apply ``function`` (BatchNorm or BatchNormReLU)."""
     x = x if isinstance(x, Tensor) else Tensor(x)
     if x.ndim < 2:
-        raise ValueError(f"batch_norm: expected an input of shape (N, C) or (N, C, H, W), "
+        raise ValueError(f"{op}: expected an input of shape (N, C) or (N, C, H, W), "
                          f"got shape {x.shape}")
     if x.dtype.kind != "f":
-        raise ValueError(f"batch_norm: expected a floating-point input, got dtype {x.dtype}")
+        raise ValueError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
     if (running_mean is None) != (running_var is None):
-        raise ValueError("batch_norm: running_mean and running_var must both be arrays or both be None, "
+        raise ValueError(f"{op}: running_mean and running_var must both be arrays or both be None, "
                          f"got {type(running_mean).__name__} and {type(running_var).__name__}")
     running_mean, running_var = _raw(running_mean), _raw(running_var)
     if running_mean is not None and not (hasattr(running_mean, "shape") and hasattr(running_var, "shape")):
-        raise ValueError("batch_norm: running_mean and running_var must be arrays (they are updated in "
+        raise ValueError(f"{op}: running_mean and running_var must be arrays (they are updated in "
                          f"place), got {type(running_mean).__name__} and {type(running_var).__name__}")
     channels = x.shape[1]
     for name, value in (("running_mean", running_mean), ("running_var", running_var),
                         ("weight", weight), ("bias", bias)):
-        _check_vector(name, value, channels, x.shape)
+        _check_vector(op, name, value, channels, x.shape)
     if not isinstance(momentum, numbers.Real):
-        raise ValueError(f"batch_norm: momentum must be a number, got {momentum!r} "
+        raise ValueError(f"{op}: momentum must be a number, got {momentum!r} "
                          f"(nn.BatchNorm handles momentum=None, the cumulative average)")
-    backend.check_same_backend("batch_norm", x, running_mean, running_var, weight, bias)
+    backend.check_same_backend(op, x, running_mean, running_var, weight, bias)
     use_batch_stats = training or running_mean is None
     if use_batch_stats and x.size // channels <= 1:
-        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+        raise ValueError(f"{op}: expected more than 1 value per channel when training, "
                          f"got input shape {x.shape}")
     xp = backend.get_array_module(x)
     weight = Tensor(xp.ones(channels, x.dtype)) if weight is None else weight
     bias = Tensor(xp.zeros(channels, x.dtype)) if bias is None else bias
     # float(): a NumPy float64 scalar would promote float32 arrays to float64 (NEP 50); Python floats don't.
-    return BatchNorm(running_mean, running_var, use_batch_stats, float(momentum), float(eps))(x, weight, bias)
+    return function(running_mean, running_var, use_batch_stats, float(momentum), float(eps))(x, weight, bias)
 
 
 # ---------------------------------------------------------------- local response norm ----------
@@ -226,20 +285,29 @@ class LocalResponseNorm(Function):
 
     and {c : j ∈ W(c)} = {j − (size−1)//2, …, j + size//2} is the window mirrored: the same
     window for odd sizes, shifted by one channel for even sizes.
+    Cached: a, s and s^(−β). On a GPU (float32/float64 CuPy arrays) both passes are CUDA kernels, one
+    thread per element looping over its window (``minicnn/cuda/norm_kernels.py``).
     """
 
     def __init__(self, size, alpha_in_sum, beta, k):
-        self.before, self.after = size // 2, (size - 1) // 2
+        self.size, self.before, self.after = size, size // 2, (size - 1) // 2
         self.alpha, self.beta, self.k = alpha_in_sum, beta, k
 
     def forward(self, a):
-        self.a = a
+        self.a, self.kernels = a, kernels_apply(a)
+        if self.kernels:
+            from ..cuda import norm_kernels
+            y, self.s, self.s_pow = norm_kernels.lrn_forward(a, self.size, self.alpha, self.beta, self.k)
+            return y
         self.s = self.k + self.alpha * _window_sum(a * a, self.before, self.after)
         self.s_pow = self.s ** -self.beta
         return a * self.s_pow
 
     def backward(self, gy):
         a, s, s_pow = self.a, self.s, self.s_pow
+        if self.kernels and kernels_apply(gy) and gy.dtype == a.dtype:
+            from ..cuda import norm_kernels
+            return norm_kernels.lrn_backward(a, gy, s, s_pow, self.size, self.alpha, self.beta)
         inner = _window_sum(gy * a * s_pow / s, self.after, self.before)    # the mirrored window
         return gy * s_pow - (2 * self.alpha * self.beta) * a * inner
 
