@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor
+from ..cuda.launch import kernels_apply
 
 __all__ = ["cross_entropy", "nll_loss", "kl_div", "distillation_loss", "mse_loss",
            "REDUCTIONS", "SMOOTHING_CONVENTIONS"]
@@ -117,6 +118,8 @@ class CrossEntropy(Function):
     Output: () for "mean"/"sum", (N,) for "none".
     Backward: gx_i = (p_i · Σ_k q_ik − q_i) · gy_i  (= p_i − q_i when q_i sums to 1), divided by N for
     "mean";  g(target)_i = −a · log p_i · gy_i for soft targets.
+    Cached: q and log p (N, K); on a GPU (float32/float64 CuPy logits) both passes are CUDA kernels,
+    one thread per row, which cache only x, the target and two numbers per row (its max and log-sum-exp).
     """
     def __init__(self, reduction, a, b):
         self.reduction, self.a, self.b = reduction, a, b
@@ -124,6 +127,15 @@ class CrossEntropy(Function):
     def forward(self, x, target):
         xp = backend.get_array_module(x)
         n = x.shape[0]
+        self.kernels = kernels_apply(x) and x.shape[1] > 0
+        if self.kernels:                           # GPU: one thread per row (minicnn/cuda/loss_kernels.py)
+            from ..cuda import loss_kernels
+            if target.ndim == 2:
+                self.target_dtype = target.dtype
+                target = target.astype(x.dtype, copy=False)
+            losses, self.row_max, self.row_lse = loss_kernels.cross_entropy_forward(x, target, self.a, self.b)
+            self.x, self.target = x, target
+            return _reduce(losses, self.reduction)
         if target.ndim == 1:
             q = xp.zeros_like(x)
             q[xp.arange(n), target] = 1
@@ -136,6 +148,14 @@ class CrossEntropy(Function):
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
+        if self.kernels:
+            from ..cuda import loss_kernels
+            n = self.x.shape[0]
+            g = xp.ascontiguousarray(_per_sample_grad(gy, n, self.reduction)[:, 0], dtype=self.x.dtype)
+            gx, gt = loss_kernels.cross_entropy_backward(
+                self.x, self.target, self.row_max, self.row_lse, g, self.a, self.b,
+                want_gx=self.needs_input_grad[0], want_gt=self.needs_input_grad[1])
+            return gx, (gt.astype(self.target_dtype, copy=False) if gt is not None else None)
         g = _per_sample_grad(gy, self.q.shape[0], self.reduction)
         gx = gt = None
         if self.needs_input_grad[0]:
