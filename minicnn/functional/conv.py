@@ -164,9 +164,13 @@ class Conv2dFunction(Function):
         flipped = weight[:, :, ::-1, ::-1].reshape(G, Cout // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4)
         flipped = xp.ascontiguousarray(flipped).reshape(G * Cg, Cout // G, KH, KW)
         padding = tuple(d * (k - 1) - p for d, k, p in zip(self.dilation, (KH, KW), self.padding))
-        transposed = type(self)(1, padding, self.dilation, G)   # Winograd's gx runs through Winograd
+        transposed = self._sibling(padding)      # of this kind: Winograd's gx runs through Winograd
         transposed.needs_input_grad = (False, False)
         return transposed.forward(gy, flipped)
+
+    def _sibling(self, padding):
+        """A new function of this kind, stride 1, this padding (the conv that gives gx)."""
+        return type(self)(1, padding, self.dilation, self.groups)
 
     def _output_size(self, x, weight):
         (PH, PW), (DH, DW) = self.padding, self.dilation
@@ -319,7 +323,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     groups: split channels into independent groups (groups = C: depthwise).
     The algorithm is chosen from the arguments, the numbers are the same up to rounding: im2col + GEMM
     (``Conv2dFunction``), a direct depthwise sum (``DepthwiseConv2dFunction``, CPU) or Winograd
-    (``WinogradConv2dFunction``, CPU, 3×3 stride 1 with ≥ 128 channels; see its ``applies``).
+    (``WinogradConv2dFunction``, CPU, 3×3 stride 1 with ≥ 64 channels; see its ``choose``).
     """
     from .winograd import WinogradConv2dFunction     # it subclasses Conv2dFunction
     x_data, w_data = (a.data if isinstance(a, Tensor) else a for a in (x, weight))
@@ -327,7 +331,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                  and w_data.shape[1] == 1 and as_pair(stride, "stride", "conv2d") == (1, 1)
                  and backend.device_of(x_data) == "cpu")
     function = (DepthwiseConv2dFunction if depthwise else Conv2dFunction)(stride, padding, dilation, groups)
-    if not depthwise and WinogradConv2dFunction.applies(x_data, w_data, function.stride, function.padding,
-                                                        function.dilation, function.groups):
-        function = WinogradConv2dFunction(stride, padding, dilation, groups)
+    m = None if depthwise else WinogradConv2dFunction.choose(x_data, w_data, function.stride, function.padding,
+                                                             function.dilation, function.groups)
+    if m:
+        function = WinogradConv2dFunction(stride, padding, dilation, groups, m=m)
     return function(x, weight) if bias is None else function(x, weight, bias)
