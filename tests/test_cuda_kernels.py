@@ -30,24 +30,25 @@ TOLERANCE = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-12
 
 
 @pytest.fixture(scope="module")
-def gpu(tmp_path_factory):
+def emu(tmp_path_factory):
     """The emulated ``cupy`` (skips the test when there is no g++ to compile the kernels with)."""
     if compiler() is None:
         pytest.skip("g++ not found: the CUDA kernels cannot be emulated on the CPU")
     return EmulatedCupy(tmp_path_factory.mktemp("cuda_emulator"))
 
 
-def on_cpu_and_gpu(gpu, fn):
-    """fn() on the CPU path, then on the emulated GPU path: (cpu result, gpu result, kernels launched)."""
-    gpu.take_launches()
+def on_cpu_and_emulated(emu, fn):
+    """fn() on the CPU path, then on the emulated GPU path: (CPU result, emulated result, kernels launched)."""
+    emu.take_launches()
     expected = fn()
-    assert gpu.take_launches() == [], "the CPU path launched a kernel"
-    with emulated_gpu(gpu):
+    assert emu.take_launches() == [], "the CPU path launched a kernel"
+    with emulated_gpu(emu):
         got = fn()
-    return expected, got, [name for name, _, _ in gpu.take_launches()]
+    return expected, got, [name for name, _, _ in emu.take_launches()]
 
 
 def assert_same(expected, got, exact, dtype):
+    assert len(expected) == len(got)
     for e, g in zip(expected, got):
         assert (e is None) == (g is None)
         if e is None:
@@ -62,7 +63,7 @@ def assert_same(expected, got, exact, dtype):
 
 def forward_backward(fn, inputs, seed):
     """y = fn(*inputs) with autograd, backward with a random upstream gradient: (y, grad of each input)."""
-    tensors = [Tensor(a.copy(), requires_grad=a.dtype.kind == "f") for a in inputs]
+    tensors = [Tensor(a.copy(order="K"), requires_grad=a.dtype.kind == "f") for a in inputs]   # keeps strides
     y = fn(*tensors)
     xp = backend.get_array_module(y.data)
     gy = xp.asarray(np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype))
@@ -82,16 +83,16 @@ IM2COL_CASES = [  # x_shape, kernel, stride, padding, dilation
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", IM2COL_CASES)
-def test_im2col_and_col2im_kernels_equal_the_slicing_path_bit_for_bit(gpu, dtype, x_shape, kernel, stride,
+def test_im2col_and_col2im_kernels_equal_the_slicing_path_bit_for_bit(emu, dtype, x_shape, kernel, stride,
                                                                        padding, dilation):
     rng = np.random.default_rng(1)
     x = rng.standard_normal(x_shape).astype(dtype)
     args = kernel, stride, padding, dilation
     col = im2col_by_slices(x, *args)
     c = rng.standard_normal(col.shape).astype(dtype)
-    with emulated_gpu(gpu):
+    with emulated_gpu(emu):
         got_col, got_x = F.im2col(x, *args), F.col2im(c, x_shape, *args)
-    assert [name for name, _, _ in gpu.take_launches()] == [f"im2col_kernel<{launch.CTYPES[np.dtype(dtype)]}>",
+    assert [name for name, _, _ in emu.take_launches()] == [f"im2col_kernel<{launch.CTYPES[np.dtype(dtype)]}>",
                                       f"col2im_kernel<{launch.CTYPES[np.dtype(dtype)]}>"]
     np.testing.assert_array_equal(got_col, col)
     np.testing.assert_array_equal(got_x, col2im_by_slices(c, x_shape, *args))
@@ -132,40 +133,40 @@ def max_pool(x, kernel, stride, padding, dilation, ceil_mode):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("values", ["normal", "ties", "special"])
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation, ceil_mode", POOL_CASES)
-def test_max_pool_kernels_equal_the_cpu_path_bit_for_bit(gpu, dtype, values, x_shape, kernel, stride, padding,
+def test_max_pool_kernels_equal_the_cpu_path_bit_for_bit(emu, dtype, values, x_shape, kernel, stride, padding,
                                                           dilation, ceil_mode):
     x = pool_input(values, x_shape, dtype, seed=2)
-    expected, got, kernels = on_cpu_and_gpu(gpu, lambda: max_pool(x, kernel, stride, padding, dilation, ceil_mode))
+    expected, got, kernels = on_cpu_and_emulated(emu, lambda: max_pool(x, kernel, stride, padding, dilation, ceil_mode))
     ctype = launch.CTYPES[np.dtype(dtype)]
     assert kernels == [f"max_pool2d_forward_kernel<{ctype}>", f"max_pool2d_backward_kernel<{ctype}>"]
     assert got[1].dtype == np.int32
     assert_same(expected, got, exact=True, dtype=dtype)
 
 
-def test_max_pool_kernel_keeps_the_first_maximum_and_lets_nan_win(gpu):
+def test_max_pool_kernel_keeps_the_first_maximum_and_lets_nan_win(emu):
     x = np.array([[[[1.0, 3.0, 3.0, 2.0], [np.nan, 0.0, 5.0, np.nan]]]])     # windows 2×2/2
-    with emulated_gpu(gpu):
+    with emulated_gpu(emu):
         y, tap, _, gx = max_pool(x, 2, 2, 0, 1, False)
     np.testing.assert_array_equal(y, [[[[np.nan, np.nan]]]])
     np.testing.assert_array_equal(tap, [[[[2, 3]]]])      # (1, 0) is NaN; (1, 1): the later NaN wins over 3, 5
     gy = np.random.default_rng(3).standard_normal(y.shape)
     np.testing.assert_array_equal(gx, [[[[0, 0, 0, 0], [gy[0, 0, 0, 0], 0, 0, gy[0, 0, 0, 1]]]]])
     x = np.array([[[[-np.inf, 2.0, 2.0, -np.inf, -np.inf]]]])
-    with emulated_gpu(gpu):
+    with emulated_gpu(emu):
         y, tap, _, _ = max_pool(x, (1, 2), (1, 1), 0, 1, False)
     np.testing.assert_array_equal(tap, [[[[1, 0, 0, 0]]]])   # the first of equal maxima wins, −inf ties too
     np.testing.assert_array_equal(y, [[[[2, 2, 2, -np.inf]]]])
 
 
-def test_max_pool_through_autograd_and_return_indices(gpu):
+def test_max_pool_through_autograd_and_return_indices(emu):
     x = pool_input("ties", (2, 3, 8, 8), np.float32, seed=5)
     run = lambda: forward_backward(lambda t: F.max_pool2d(t, 3, 2, 1, ceil_mode=True), [x], seed=6)
-    expected, got, kernels = on_cpu_and_gpu(gpu, run)
+    expected, got, kernels = on_cpu_and_emulated(emu, run)
     assert kernels == ["max_pool2d_forward_kernel<float>", "max_pool2d_backward_kernel<float>"]
     assert_same(expected, got, exact=True, dtype=np.float32)
 
 
-def test_grid_stride_loops_cover_more_elements_than_threads(gpu, monkeypatch):
+def test_grid_stride_loops_cover_more_elements_than_threads(emu, monkeypatch):
     # 2 blocks of 32 threads for hundreds of elements (and 100 rows): every thread walks its loop.
     monkeypatch.setattr(launch, "THREADS", 32)
     monkeypatch.setattr(launch, "MAX_BLOCKS", 2)
@@ -178,10 +179,10 @@ def test_grid_stride_loops_cover_more_elements_than_threads(gpu, monkeypatch):
             lambda: cross_entropy_run(logits, np.arange(100) % 4)]
     for run, exact in zip(runs, [True, False, True, False]):
         expected = run()
-        with emulated_gpu(gpu):
+        with emulated_gpu(emu):
             got = run()
         assert_same(expected, got, exact=exact, dtype=np.float64)
-        launches = gpu.take_launches()
+        launches = emu.take_launches()
         assert len(launches) == 2 and all(grid == (2, 1, 1) and block == (32, 1, 1) for _, grid, block in launches)
 
 
@@ -191,10 +192,10 @@ def test_grid_stride_loops_cover_more_elements_than_threads(gpu, monkeypatch):
 @pytest.mark.parametrize("shape", [(2, 7, 3, 4), (3, 1, 5), (1, 6, 2, 2, 3)])
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 9])
 @pytest.mark.parametrize("convention", ["pytorch", "paper"])
-def test_lrn_kernels_equal_the_cpu_path(gpu, dtype, shape, size, convention):
+def test_lrn_kernels_equal_the_cpu_path(emu, dtype, shape, size, convention):
     a = (np.random.default_rng(11).standard_normal(shape) * 4).astype(dtype)
     lrn = lambda t: F.local_response_norm(t, size, alpha=0.05, beta=0.75, k=2.0, convention=convention)
-    expected, got, kernels = on_cpu_and_gpu(gpu, lambda: forward_backward(lrn, [a], seed=12))
+    expected, got, kernels = on_cpu_and_emulated(emu, lambda: forward_backward(lrn, [a], seed=12))
     ctype = launch.CTYPES[np.dtype(dtype)]
     assert kernels == [f"lrn_forward_kernel<{ctype}>", f"lrn_backward_kernel<{ctype}>"]
     assert_same(expected, got, exact=False, dtype=dtype)
@@ -218,9 +219,9 @@ def batch_norm_run(x, training, fused, seed=13):
 @pytest.mark.parametrize("shape", [(6, 3), (4, 5, 3, 2), (2, 3, 7)])
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("fused", [False, True])
-def test_batch_norm_kernels_equal_the_cpu_path_bit_for_bit(gpu, dtype, shape, training, fused):
+def test_batch_norm_kernels_equal_the_cpu_path_bit_for_bit(emu, dtype, shape, training, fused):
     x = (np.random.default_rng(14).standard_normal(shape) * 2 + 1).astype(dtype)
-    expected, got, kernels = on_cpu_and_gpu(gpu, lambda: batch_norm_run(x, training, fused))
+    expected, got, kernels = on_cpu_and_emulated(emu, lambda: batch_norm_run(x, training, fused))
     ctype = launch.CTYPES[np.dtype(dtype)]
     assert kernels == [f"batch_norm_forward_kernel<{ctype}>"] + [f"batch_norm_backward_kernel<{ctype}>"] * training
     if fused:
@@ -228,13 +229,13 @@ def test_batch_norm_kernels_equal_the_cpu_path_bit_for_bit(gpu, dtype, shape, tr
     assert_same(expected, got, exact=True, dtype=dtype)   # y, gx, gγ, gβ, running mean and variance
 
 
-def test_fused_batch_norm_relu_kernel_equals_relu_of_batch_norm(gpu):
+def test_fused_batch_norm_relu_kernel_equals_relu_of_batch_norm(emu):
     x = np.random.default_rng(15).standard_normal((5, 4, 3, 3))
-    with emulated_gpu(gpu):
+    with emulated_gpu(emu):
         fused = batch_norm_run(x, True, fused=True)
         separate = batch_norm_run(x, True, fused=False)
     np.testing.assert_array_equal(fused[0], np.maximum(separate[0], 0))
-    assert [name for name, _, _ in gpu.take_launches()].count("batch_norm_forward_kernel<double>") == 2
+    assert [name for name, _, _ in emu.take_launches()].count("batch_norm_forward_kernel<double>") == 2
 
 
 # ------------------------------------------------------------------ cross-entropy --------------
@@ -248,36 +249,58 @@ def cross_entropy_run(logits, target, **options):
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("smoothing", [(0.0, "pytorch"), (0.1, "pytorch"), (0.2, "k-1")])
-def test_cross_entropy_kernels_equal_the_cpu_path(gpu, dtype, soft, reduction, smoothing):
+def test_cross_entropy_kernels_equal_the_cpu_path(emu, dtype, soft, reduction, smoothing):
     rng = np.random.default_rng(17)
     logits = (rng.standard_normal((7, 5)) * 4).astype(dtype)
     target = rng.dirichlet(np.ones(5), 7).astype(dtype) if soft else rng.integers(0, 5, 7)
     options = dict(reduction=reduction, label_smoothing=smoothing[0], smoothing_convention=smoothing[1])
-    expected, got, kernels = on_cpu_and_gpu(gpu, lambda: cross_entropy_run(logits, target, **options))
+    expected, got, kernels = on_cpu_and_emulated(emu, lambda: cross_entropy_run(logits, target, **options))
     ctype = launch.CTYPES[np.dtype(dtype)]
     assert kernels == [f"cross_entropy_forward_kernel<{ctype}>", f"cross_entropy_backward_kernel<{ctype}>"]
     assert (got[2] is not None) == soft
     assert_same(expected, got, exact=False, dtype=dtype)
 
 
-def test_cross_entropy_kernel_is_stable_and_handles_an_empty_batch(gpu):
+def test_cross_entropy_kernel_is_stable_and_handles_an_empty_batch(emu):
     logits = np.array([[0.0, 2000.0, -2000.0], [1e4, 1e4, 1e4]])
-    expected, got, _ = on_cpu_and_gpu(gpu, lambda: cross_entropy_run(logits, np.array([0, 2]), reduction="none"))
+    expected, got, _ = on_cpu_and_emulated(emu, lambda: cross_entropy_run(logits, np.array([0, 2]), reduction="none"))
     assert np.isfinite(got[0]).all()
     np.testing.assert_allclose(got[0], [2000.0, np.log(3)], rtol=1e-15)
     assert_same(expected, got, exact=False, dtype=np.float64)
     for reduction in ("sum", "none"):
         empty = lambda: cross_entropy_run(np.zeros((0, 4)), np.zeros(0, np.int64), reduction=reduction)
-        expected, got, _ = on_cpu_and_gpu(gpu, empty)
+        expected, got, _ = on_cpu_and_emulated(emu, empty)
         assert got[1].shape == (0, 4)
         assert_same(expected, got, exact=True, dtype=np.float64)
 
 
+# ------------------------------------------------------------------ strided inputs --------------
+
+def test_kernel_paths_take_strided_views(emu):
+    # A kernel reads flat offsets from the first element: the wrappers must copy views to C order
+    # (the emulator raises on a non-contiguous array, as a GPU would silently misread it).
+    rng = np.random.default_rng(18)
+    wide = rng.standard_normal((3, 4, 10, 9))
+    x = wide[:, 1:, ::2, :].transpose(0, 1, 3, 2)                      # (3, 3, 9, 5), strided
+    logits = rng.standard_normal((6, 8)).T                              # (8, 6), Fortran order
+    soft = rng.dirichlet(np.ones(8), 6).T
+    runs = [lambda: forward_backward(lambda t: F.max_pool2d(t, 2, 1, 1), [x], 19),
+            lambda: forward_backward(lambda t: F.local_response_norm(t, 3), [x], 20),
+            lambda: batch_norm_run(x, True, fused=False),
+            lambda: forward_backward(lambda v, t: F.cross_entropy(v, t), [logits, np.arange(8) % 6], 21),
+            lambda: forward_backward(lambda v, t: F.cross_entropy(v, t), [logits, soft], 22)]
+    assert not x.flags.c_contiguous and not x.copy(order="K").flags.c_contiguous
+    for run in runs:
+        expected, got, kernels = on_cpu_and_emulated(emu, run)
+        assert len(kernels) == 2
+        assert_same(expected, got, exact=False, dtype=np.float64)
+
+
 # ------------------------------------------------------------------ bad input, the emulator -----
 
-def test_kernel_wrappers_reject_what_the_kernels_cannot_index(gpu):
+def test_kernel_wrappers_reject_what_the_kernels_cannot_index(emu):
     geometry = _pool_geometry("max_pool2d", (1, 1, 4, 4), 2, None, 0, 1, False)
-    with emulated_gpu(gpu):
+    with emulated_gpu(emu):
         with pytest.raises(ValueError, match=r"max_pool2d backward: expected tap .*int32.*got .*int64"):
             pool_kernels.max_pool2d_backward(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2), np.int64), geometry)
         with pytest.raises(ValueError, match=r"batch_norm: expected scale with 3 values.*got shape \(2,\)"):
@@ -289,8 +312,8 @@ def test_kernel_wrappers_reject_what_the_kernels_cannot_index(gpu):
                                       np.zeros((1, 2, 3)), 3, 1e-4, 0.75)
 
 
-def test_the_emulator_checks_arguments_against_the_kernel_signature(gpu):
-    with emulated_gpu(gpu):
+def test_the_emulator_checks_arguments_against_the_kernel_signature(emu):
+    with emulated_gpu(emu):
         function = launch.kernel(pool_kernels.CUDA_SOURCE, pool_kernels._KERNELS, "max_pool2d_backward_kernel",
                                  np.float32)
     gy, tap, gx = np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 2, 2), np.int32), np.zeros((1, 1, 4, 4),
