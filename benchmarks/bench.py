@@ -11,7 +11,11 @@
 PyTorch is only the yardstick (``pip install torch``); minicnn never imports it. Each repetition runs
 minicnn then torch back to back (interleaved, so a slow phase of the machine hits both, with a pause
 before each run so that neither library's spinning worker threads steal the cores from the other), and
-the median over repetitions is reported, with ratio = minicnn time / torch time.
+the median over repetitions is reported, with ratio = minicnn time / torch time. After each pause one
+untimed step of the same library runs first (``--settle``): on the 2-vCPU VM this was measured on, the
+cores run at about half speed for tens of ms after an idle pause (four 384² GEMMs per thread: 5 ms
+back to back, 9–13 ms for the first few calls after 0.2 s of sleep), which cost minicnn's two-thread
+conv steps 60–80 % and PyTorch's 8–20 %; a training loop never pauses, so the timed step is the second.
 
 Rows. A *layer* row is one training step of a single convolution: forward, then backward with a fixed
 random upstream gradient (gx, gW and gb). A *step* row is a whole training step of a network: zero the
@@ -312,6 +316,8 @@ def run(case, args, sync):
         row = []
         for step in (case.minicnn_step, case.torch_step):
             time.sleep(args.pause)
+            for _ in range(args.settle):
+                step()
             start = minor_faults()
             row.append(timer(step, args.clock, sync))
             faults.append(minor_faults() - start)
@@ -362,6 +368,8 @@ def main():
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--pause", type=float, default=0.2, help="seconds of idle before each timed run")
+    parser.add_argument("--settle", type=int, default=1,
+                        help="untimed steps of the same library between the pause and the timed one")
     parser.add_argument("--threads", type=int, default=0, help="BLAS/OpenMP threads (default: all cores)")
     parser.add_argument("--minicnn-threads", type=int, default=0,
                         help="minicnn's own threads (minicnn.set_num_threads; default: --threads or all cores)")
@@ -403,7 +411,7 @@ def main():
             torch.cuda.synchronize()
 
     print(machine(args.device))
-    print(f"float32 unless noted; median of {args.reps} interleaved runs, {args.clock} clock; ratio = minicnn/torch"
+    print(f"float32 unless noted; median of {args.reps} interleaved runs ({args.pause} s pause, {args.settle} untimed step before each), {args.clock} clock; ratio = minicnn/torch"
           + ("; malloc keeps freed memory" if args.keep_freed_memory else "")
           + ("; minicnn without Winograd" if args.no_winograd else ""))
     memory = ("MiB: – | CuPy pool (upper bound) | torch peak" if args.device == "cuda" else
