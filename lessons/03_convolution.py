@@ -134,10 +134,12 @@ plt.close(fig)
 # every column entry back to the pixel it was copied from. (For stride 1 minicnn takes a shortcut
 # with the same result: the input gradient is itself a convolution — of gy with the kernel flipped
 # and its in/out channels swapped — so it reuses the forward code; the docstring of `conv.py` has
-# the formula.) Going further: for 3×3 stride-1 convs with many channels (≥ 128) `conv2d` switches to
-# Winograd's F(2×2, 3×3), which gets each 2×2 block of outputs from 16 multiplications instead of 36
+# the formula.) Going further: for 3×3 stride-1 convs with many channels (≥ 64) `conv2d` switches to
+# Winograd's F(4×4, 3×3), which gets each 4×4 block of outputs from 36 multiplications instead of 144
 # by transforming input tiles and filters so that the convolution becomes an elementwise product —
-# still GEMMs (16 of them), 2.25× fewer multiply-adds; `minicnn/functional/winograd.py` derives it.
+# still GEMMs (36 of them), 4× fewer multiply-adds, at the price of a larger float32 rounding error
+# (its smaller sibling F(2×2, 3×3), 16 instead of 36, is as accurate as im2col);
+# `minicnn/functional/winograd.py` derives both.
 
 # %%
 show(Conv2dFunction.forward)

@@ -176,8 +176,8 @@ def test_which_convolutions_conv2d_sends_to_winograd(two_threads):
     assert route(N=32) == "F4"                        # 64 F(4×4) tiles per thread
     assert route(N=31) == "F2"                        # 62: too few for F(4×4); 248 F(2×2) tiles
     assert route(N=31, C=64, Cout=64) == "im2col"     # … but F(2×2) needs 128 channels
-    assert route(N=8, C=512, Cout=512, H=7) == "F2"   # 16 F(4×4) tiles per thread, 64 F(2×2) tiles
-    assert route(N=7, C=512, Cout=512, H=7) == "im2col"              # 56
+    assert route(N=16, C=512, Cout=512, H=7) == "F2"  # 32 F(4×4) tiles per thread, 128 F(2×2) tiles
+    assert route(N=15, C=512, Cout=512, H=7) == "im2col"             # 30 and 120
     assert route(H=4, N=128) == "F4" and route(H=4) == "F2"          # 4×4 output: one F(4×4) tile
     assert route(H=2, N=4096) == "im2col"             # outputs of at least 4×4
     assert route(stride=2, H=18) == "im2col"

@@ -22,8 +22,8 @@ learning library. With col = im2col(x) viewed as (G, K, P) and W viewed as (G, C
 For speed on the CPU the columns are built a few images at a time (``Conv2dFunction``), the batch is
 shared out between ``minicnn.get_num_threads()`` threads (each builds and multiplies the columns of its
 own images; gW is the sum of their parts), the depthwise 3×3 of MobileNet is a direct sum over the
-taps (``DepthwiseConv2dFunction``), and wide 3×3 stride-1 convs use Winograd's F(2×2, 3×3), 2.25× fewer
-multiplications (``winograd.py``).
+taps (``DepthwiseConv2dFunction``), and wide 3×3 stride-1 convs use Winograd's F(4×4, 3×3) or F(2×2, 3×3),
+4× or 2.25× fewer multiplications (``winograd.py``).
 
 Groups split the channels into G independent convolutions (each output channel sees C/G input
 channels); G = C with Cout = m·C is the depthwise convolution of MobileNet. A 1×7 kernel with

@@ -189,12 +189,12 @@ class WinogradConv2dFunction(Conv2dFunction):
     # cores, benchmarks/README.md "Winograd"). Per step, the transforms of x and y (memory passes)
     # grow with C + Cout and the GEMMs they save with C·Cout, so narrow layers lose (32–48 channels:
     # F(4×4) takes im2col's time); the filter transforms are a fixed cost per call (L²·C·Cout floats,
-    # three per step), so few tiles per thread lose too (512 channels at 7×7, batch 8, 16 F(4×4) tiles
-    # per thread: 1.2× im2col's time; F(2×2), 64 tiles: 0.8×). Set them to 0 to send every eligible
-    # conv to F(4×4).
+    # three per step), so few tiles per thread lose too (512 channels at 7×7, batch 8: 16 F(4×4) tiles
+    # per thread, 1.2–1.6× im2col's time; 64 F(2×2) tiles, 0.8–1.6×). Set them to 0 to send every
+    # eligible conv to F(4×4).
     min_channels = {4: 64, 2: 128}
     min_output_size = {4: 4, 2: 4}
-    min_tiles_per_thread = {4: 64, 2: 64}
+    min_tiles_per_thread = {4: 64, 2: 128}
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1, m=None):
         super().__init__(stride, padding, dilation, groups)
