@@ -71,7 +71,7 @@ def test_only_the_gradients_asked_for(m):
 def winograd_everywhere(monkeypatch, m):
     """conv2d sends every eligible conv to Winograd F(m×m), whatever its size (the thresholds are for speed)."""
     never = 10 ** 9
-    monkeypatch.setattr(WinogradConv2dFunction, "min_channels", {4: 0 if m == 4 else never, 2: 0})
+    monkeypatch.setattr(WinogradConv2dFunction, "min_channels", {k: 0 if k == m else never for k in (4, 2)})
     monkeypatch.setattr(WinogradConv2dFunction, "min_output_size", {4: 0, 2: 0})
     monkeypatch.setattr(WinogradConv2dFunction, "min_tiles_per_thread", {4: 0, 2: 0})
 
@@ -163,7 +163,7 @@ def two_threads():
 
 
 def test_which_convolutions_conv2d_sends_to_winograd(two_threads):
-    """F(4×4) first, then F(2×2), then im2col, by the thresholds in WinogradConv2dFunction (2 threads)."""
+    """The cheaper of F(4×4) and F(2×2) where their thresholds hold, else im2col (2 threads)."""
 
     def route(N=64, C=128, Cout=128, H=8, stride=1, padding=1, dilation=1, groups=1, kernel=3, dtype=np.float32):
         x = Tensor(np.zeros((N, C, H, H), dtype=dtype))
@@ -177,6 +177,9 @@ def test_which_convolutions_conv2d_sends_to_winograd(two_threads):
     assert route(N=31) == "F2"                        # 62: too few for F(4×4); 248 F(2×2) tiles
     assert route(N=31, C=64, Cout=64) == "im2col"     # … but F(2×2) needs 128 channels
     assert route(N=16, C=512, Cout=512, H=7) == "F2"  # 32 F(4×4) tiles per thread, 128 F(2×2) tiles
+    # Both possible: 36·(64 + 64) products against 16·(196 + 64), then 36·(64 + 64) against 16·(256 + 64).
+    assert route(N=8, C=256, Cout=256, H=14) == "F2" and route(N=128, C=512, Cout=512, H=4) == "F4"
+    assert route(N=64, H=16) == "F4"                  # 1024 against 4096 tiles
     assert route(N=15, C=512, Cout=512, H=7) == "im2col"             # 30 and 120
     assert route(H=4, N=128) == "F4" and route(H=4) == "F2"          # 4×4 output: one F(4×4) tile
     assert route(H=2, N=4096) == "im2col"             # outputs of at least 4×4

@@ -259,6 +259,8 @@ class DepthwiseConv2dFunction(Conv2dFunction):
     and past OH in a plane are scratch, cropped at the end, and zero in gy), so tap (kh, kw) reads x
     at that position + kh·DH·Wp + kw·DW: the same shift for every pixel of every channel. Each
     channel's weight is repeated over its plane (``w_plane``) so that the multiply needs no broadcast.
+    These flat arrays are the calling thread's workspace (``parallel.workspace``), laid out again from x
+    in backward, so a step allocates only its outputs (fresh ones cost a page fault per 4 KiB).
     Threads: each takes a share of the images (its rows of the flat arrays) and its part of gW.
     On the GPU the im2col kernels do the work instead (one launch each, not a loop over the taps).
     """
@@ -270,47 +272,66 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         Hp, Wp, (OH, OW) = H + 2 * PH, W + 2 * PW, self._output_size(x, weight)
         L = C * Hp * Wp
         self.shifts = [kh * DH * Wp + kw * DW for kh in range(KH) for kw in range(KW)]
-        x_flat = np.zeros((N, L + self.shifts[-1]), dtype=x.dtype)     # + room for the last shift
-        x_flat[:, :L].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W] = x
-        w_plane = np.repeat(weight.reshape(C, KH * KW).T, Hp * Wp, axis=1)   # (KH·KW, C·Hp·Wp)
-        y_flat, product = np.zeros((N, L), dtype=x.dtype), np.empty((N, L), dtype=x.dtype)
+        self.kernel, self.geometry = (KH, KW), (N, C, H, W, Hp, Wp, OH, OW)
+        workspace = parallel.workspace()          # the shares write their own rows of these buffers
+        x_flat, w_plane = self._flat_input(x, workspace), self._weight_planes(weight, workspace)
+        y_flat, product = (workspace.get(name, (N, L), x.dtype) for name in ("depthwise_y", "depthwise_product"))
 
         def forward_share(n):                      # one thread's images
             y_n, x_n, product_n = y_flat[n], x_flat[n], product[n]
-            for t, shift in enumerate(self.shifts):
+            np.multiply(x_n[:, :L], w_plane[0], out=y_n)                   # the first tap's shift is 0
+            for t, shift in enumerate(self.shifts[1:], 1):
                 y_n += np.multiply(x_n[:, shift:shift + L], w_plane[t], out=product_n)
-        shares = self._shares(x, weight)
-        parallel.run(forward_share, shares)
+        self.shares = self._shares(x, weight)
+        parallel.run(forward_share, self.shares)
+        self.x, self.weight = x, weight            # backward lays x out flat again (in the workspace)
         y = y_flat.reshape(N, C, Hp, Wp)[:, :, :OH, :OW]
-        self.x_flat, self.w_plane, self.kernel, self.shares = x_flat, w_plane, (KH, KW), shares
-        self.geometry = (N, C, H, W, Hp, Wp, OH, OW)
-        return np.ascontiguousarray(y) if bias is None else y + bias.reshape(C, 1, 1)
+        return y.copy() if bias is None else y + bias.reshape(C, 1, 1)    # never a view of the workspace
+
+    def _flat_input(self, x, workspace):
+        """x zero-padded, each (Hp, Wp) plane laid flat, planes of an image one after the other, plus room
+        for the last tap's shift: (N, C·Hp·Wp + shift), in this thread's workspace."""
+        (N, C, H, W, Hp, Wp, _, _), (PH, PW) = self.geometry, self.padding
+        x_flat = workspace.get("depthwise_x", (N, C * Hp * Wp + self.shifts[-1]), x.dtype)
+        x_flat.fill(0)
+        x_flat[:, :C * Hp * Wp].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W] = x
+        return x_flat
+
+    def _weight_planes(self, weight, workspace):
+        """w_plane[t, c·Hp·Wp + i] = weight[c, 0, t] over channel c's whole plane: (KH·KW, C·Hp·Wp)."""
+        (_, C, _, _, Hp, Wp, _, _), T = self.geometry, len(self.shifts)
+        w_plane = workspace.get("depthwise_w", (T, C * Hp * Wp), weight.dtype)
+        w_plane.reshape(T, C, Hp * Wp)[...] = weight.reshape(C, T).T[:, :, None]
+        return w_plane
 
     def backward(self, gy):
-        (N, C, H, W, Hp, Wp, OH, OW), (PH, PW), L = self.geometry, self.padding, self.w_plane.shape[1]
-        gy_flat = np.zeros((N, C, Hp, Wp), dtype=gy.dtype)
-        gy_flat[:, :, :OH, :OW] = gy                                     # scratch positions stay 0
+        (N, C, H, W, Hp, Wp, OH, OW), (PH, PW) = self.geometry, self.padding
+        L, (needs_x, needs_w), workspace = C * Hp * Wp, self.needs_input_grad[:2], parallel.workspace()
+        x_flat = self._flat_input(self.x, workspace) if needs_w else None
+        w_plane = self._weight_planes(self.weight, workspace) if needs_x else None
+        gy_flat = workspace.get("depthwise_gy", (N, C, Hp, Wp), gy.dtype)
+        gy_flat[:, :, OH:], gy_flat[:, :, :OH, OW:] = 0, 0                 # scratch positions are 0
+        gy_flat[:, :, :OH, :OW] = gy
         gy_flat = gy_flat.reshape(N, L)
-        gx_flat = np.zeros(self.x_flat.shape, dtype=gy.dtype) if self.needs_input_grad[0] else None
-        product = np.empty((N, L), dtype=gy.dtype)
+        gx_flat = workspace.get("depthwise_gx", (N, L + self.shifts[-1]), gy.dtype) if needs_x else None
+        if needs_x:
+            gx_flat.fill(0)
+        product = workspace.get("depthwise_product", (N, L), gy.dtype)
 
         def backward_share(n):                     # one thread's images: their part of gW, their gx
             gW = np.empty((len(self.shifts), C), dtype=gy.dtype)
-            gy_n, x_n, product_n = gy_flat[n], self.x_flat[n], product[n]
-            gx_n = None if gx_flat is None else gx_flat[n]
+            gy_n, product_n = gy_flat[n], product[n]
             for t, shift in enumerate(self.shifts):
-                if self.needs_input_grad[1]:
-                    x_shifted = x_n[:, shift:shift + L].reshape(-1, C, Hp * Wp)
+                if needs_w:
+                    x_shifted = x_flat[n, shift:shift + L].reshape(-1, C, Hp * Wp)
                     gW[t] = np.einsum("ncl,ncl->c", gy_n.reshape(-1, C, Hp * Wp), x_shifted)
-                if gx_n is not None:
-                    gx_n[:, shift:shift + L] += np.multiply(gy_n, self.w_plane[t], out=product_n)
+                if needs_x:
+                    gx_flat[n, shift:shift + L] += np.multiply(gy_n, w_plane[t], out=product_n)
             return gW
         gWs = parallel.run(backward_share, self.shares)
         gW = sum(gWs[1:], gWs[0])
-        gx = None
-        if gx_flat is not None:
-            gx = np.ascontiguousarray(gx_flat[:, :L].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W])
-        gW = gW.T.reshape(C, 1, *self.kernel) if self.needs_input_grad[1] else None
+        gx = gx_flat[:, :L].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W].copy() if needs_x else None
+        gW = gW.T.reshape(C, 1, *self.kernel) if needs_w else None
         if len(self.needs_input_grad) == 2:
             return gx, gW
         return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
