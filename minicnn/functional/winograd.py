@@ -47,8 +47,8 @@ and U are a per-thread workspace kept between calls (``parallel.workspace``). Th
 passes and the filter transform a fixed cost per call, so it pays only when the GEMMs are wide and
 many: ``conv2d`` takes this route for 3×3 kernels, stride 1, dilation 1, one group, padding ≤ 2,
 float32 or float64, on the CPU, with at least ``min_channels`` channels in and out, outputs of at
-least ``min_output_size`` and ``min_tiles_per_thread`` tiles per CPU thread, F(4×4) first, then
-F(2×2) (``WinogradConv2dFunction.choose``); the GPU keeps im2col + cuBLAS.
+least ``min_output_size`` and ``min_tiles_per_thread`` tiles per CPU thread, with the tile size that
+needs fewer products (``WinogradConv2dFunction.choose``); the GPU keeps im2col + cuBLAS.
 """
 from __future__ import annotations
 
