@@ -89,8 +89,10 @@ def test_small_variant_loss_falls_in_a_few_steps():
     minicnn.manual_seed(0)
     x, y = fashion_256()
     net = models.mobilenet_v1(num_classes=10, in_channels=1, small_input=True, width_mult=1 / 8)
-    losses, _ = memorise(net, x[:16], y[:16], steps=12, lr=0.1, batch_size=16, check_every=1000)   # one batch
-    assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3])
+    # One batch, 20 steps: over the first dozen the loss wobbles (BN over 16 images, lr 0.1) by more
+    # than float32 rounding of the algorithm can be trusted to leave alone; by step 20 it is ~0.4×.
+    losses, _ = memorise(net, x[:16], y[:16], steps=20, lr=0.1, batch_size=16, check_every=1000)
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
 
 
 @pytest.mark.slow

@@ -286,6 +286,60 @@ def test_sequential_from_an_ordered_dict_keeps_the_names():
     assert seq.fc is seq[0]
 
 
+def _conv_bn_relu_steps(seq, x, steps=2):
+    """Two training steps (forward, backward, the gradients) of seq on x: outputs and every gradient."""
+    results = []
+    for _ in range(steps):
+        seq.zero_grad()
+        xt = Tensor(x, requires_grad=True)
+        y = seq(xt)
+        (y * Tensor(np.linspace(-1, 1, y.size, dtype=y.dtype).reshape(y.shape))).sum().backward()
+        results += [y.data, xt.grad.data] + [p.grad.data for p in seq.parameters()]
+    return results + [b.copy() for b in seq.buffers()]
+
+
+@pytest.mark.parametrize("shape, bn", [((4, 3, 5, 5), nn.BatchNorm2d), ((6, 3), nn.BatchNorm1d)])
+def test_sequential_fuses_batch_norm_then_relu_with_the_same_numbers(shape, bn, monkeypatch):
+    from minicnn.functional.norm import BatchNormReLU
+    manual_seed(0)
+    first = nn.Conv2d(2, 3, 3, padding=1) if len(shape) == 4 else nn.Linear(5, 3)
+    seq = nn.Sequential(first, bn(3), nn.ReLU())
+    x = np.random.default_rng(0).standard_normal((shape[0], 2, 5, 5) if len(shape) == 4 else (shape[0], 5),
+                                                 dtype=np.float32)
+    assert isinstance(seq(Tensor(x, requires_grad=True)).creator, BatchNormReLU)      # fused
+    state = {k: v.copy() for k, v in seq.state_dict().items()}
+    fused = _conv_bn_relu_steps(seq, x)
+    seq.load_state_dict(state)
+    monkeypatch.setattr(nn.layers, "_fuses_with_relu", lambda *modules: False)
+    assert not isinstance(seq(Tensor(x, requires_grad=True)).creator, BatchNormReLU)
+    seq.load_state_dict(state)
+    unfused = _conv_bn_relu_steps(seq, x)
+    assert len(fused) == len(unfused)
+    for a, b in zip(fused, unfused):
+        np.testing.assert_array_equal(a, b)                     # bit for bit, running statistics too
+    seq.eval()
+    np.testing.assert_array_equal(seq(Tensor(x)).data, seq[2](seq[1](seq[0](Tensor(x)))).data)
+
+
+def test_sequential_does_not_fuse_a_replaced_or_overridden_forward():
+    from minicnn.functional.norm import BatchNormReLU
+
+    class LoggingReLU(nn.ReLU):
+        pass
+
+    class ShiftedBatchNorm(nn.BatchNorm2d):
+        def forward(self, x):
+            return super().forward(x) + 1
+
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 4, 4), dtype=np.float32))
+    for seq in (nn.Sequential(nn.BatchNorm2d(3), LoggingReLU()), nn.Sequential(ShiftedBatchNorm(3), nn.ReLU())):
+        assert not isinstance(seq(x).creator, BatchNormReLU)
+    seq = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU())
+    seq[1].forward = lambda t: t * 2                          # as models.summary records a layer
+    np.testing.assert_array_equal(seq(x).data, seq[0](x).data * 2)
+    assert nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.ReLU())(x).data.min() >= 0
+
+
 def test_module_list_registers_its_modules():
     layers = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 3)])
     layers.append(nn.Linear(3, 1)).extend([nn.Identity()])

@@ -67,7 +67,7 @@ class BatchNorm(Function):
     normalises its own range of channels (tensors of at least ``min_share`` elements per thread).
     """
 
-    min_share = 2 ** 16   # elements per thread: smaller tensors are normalised on one thread
+    min_share = 2 ** 18   # elements per thread: smaller tensors are normalised on one thread
     relu = False          # BatchNormReLU: y = max(γ·x̂ + β, 0)
 
     def __init__(self, running_mean, running_var, use_batch_stats, momentum, eps):
@@ -76,29 +76,29 @@ class BatchNorm(Function):
 
     def forward(self, x, gamma, beta):
         xp = backend.get_array_module(x)
-        m = x.size // x.shape[1]
+        m, L = x.size // x.shape[1], x.size // (x.shape[0] * x.shape[1])     # L values per channel per image
         y = xp.empty(x.shape, dtype=x.dtype)
         self.kernels = kernels_apply(x)           # GPU: the elementwise pass is one CUDA kernel
 
         def normalise(c):                          # one thread's channels c: y[:, c] from x[:, c]
-            xc, yc, shape = x[:, c], y[:, c], _channel_shape(x[:, c])
+            xc, yc = _by_image(x[:, c]), _by_image(y[:, c])
             if self.use_batch_stats:
-                mean = (_channel_sum(xc) / m).astype(x.dtype)
-                xp.subtract(xc, mean.reshape(shape), out=yc)                     # y = x − μ
-                var = _channel_sum(yc, yc) / m
+                mean = (_channel_sum(xc, L) / m).astype(x.dtype)
+                xp.subtract(xc, _plane(mean, L), out=yc)                        # y = x − μ
+                var = _channel_sum(yc, L, yc) / m
             else:
                 mean, var = self.running_mean[c].astype(x.dtype), self.running_var[c]
                 if not self.kernels:
-                    xp.subtract(xc, mean.reshape(shape), out=yc)
+                    xp.subtract(xc, _plane(mean, L), out=yc)
             inv_std = (1 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-            scale = (gamma[c] * inv_std).reshape(shape).astype(x.dtype, copy=False)
-            shift = beta[c].reshape(shape).astype(x.dtype, copy=False)
+            scale = (gamma[c] * inv_std).astype(x.dtype, copy=False)
+            shift = beta[c].astype(x.dtype, copy=False)
             if self.kernels:                       # one share, every channel: y = (x − μ)·γ/σ + β [ReLU]
                 from ..cuda import norm_kernels
                 norm_kernels.batch_norm_forward(x, mean, scale, shift, self.relu, out=y)
                 return mean, var, inv_std
-            xp.multiply(yc, scale, out=yc)
-            xp.add(yc, shift, out=yc)                                             # y = γ·x̂ + β
+            xp.multiply(yc, _plane(scale, L), out=yc)
+            xp.add(yc, _plane(shift, L), out=yc)                                # y = γ·x̂ + β
             if self.relu:
                 xp.maximum(yc, 0, out=yc)
             return mean, var, inv_std
@@ -115,31 +115,31 @@ class BatchNorm(Function):
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        m, needs_x = gy.size // gy.shape[1], self.needs_input_grad[0]
+        m, L, needs_x = gy.size // gy.shape[1], gy.size // (gy.shape[0] * gy.shape[1]), self.needs_input_grad[0]
         gx = xp.empty(gy.shape, dtype=gy.dtype)    # holds x − μ, then gx
         kernels = self.kernels and kernels_apply(gy) and gy.dtype == self.x.dtype
 
         def gradients(c):                          # one thread's channels: gx[:, c], gγ[c], gβ[c]
-            gyc, gxc, shape, inv_std = gy[:, c], gx[:, c], _channel_shape(gy[:, c]), self.inv_std[c]
+            gyc, gxc, inv_std = _by_image(gy[:, c]), _by_image(gx[:, c]), self.inv_std[c]
             if self.relu:                          # through the ReLU: gy' = gy·[y > 0], used by every sum below
-                gyc = xp.where(self.y[:, c] > 0, gyc, 0)
-            xp.subtract(self.x[:, c], self.mean[c].reshape(shape), out=gxc)     # gx = x − μ = x̂·σ
-            g_beta = _channel_sum(gyc)
-            g_gamma = _channel_sum(gyc, gxc) * inv_std                          # Σ gy·x̂
+                gyc = gyc * (_by_image(self.y[:, c]) > 0)      # (xp.where is ~10× slower on random signs)
+            xp.subtract(_by_image(self.x[:, c]), _plane(self.mean[c], L), out=gxc)   # gx = x − μ = x̂·σ
+            g_beta = _channel_sum(gyc, L)
+            g_gamma = _channel_sum(gyc, L, gxc) * inv_std                       # Σ gy·x̂
             scale = (self.gamma[c] * inv_std).astype(gy.dtype, copy=False)      # γ/σ
             if needs_x and self.use_batch_stats:   # gx = (γ/σ)·(gy − Σgy/m − (x − μ)·(Σgy·x̂)/(σ·m))
                 k1 = (-g_gamma * inv_std / m).astype(gy.dtype)
                 k2 = (g_beta / m).astype(gy.dtype)
                 if kernels:                        # one share, every channel: the chain in one kernel
                     from ..cuda import norm_kernels
-                    norm_kernels.batch_norm_backward(self.x, gyc, self.mean, k1, k2, scale, out=gx)
+                    norm_kernels.batch_norm_backward(self.x, gyc.reshape(gy.shape), self.mean, k1, k2, scale, out=gx)
                     return g_gamma, g_beta
-                xp.multiply(gxc, k1.reshape(shape), out=gxc)
+                xp.multiply(gxc, _plane(k1, L), out=gxc)
                 xp.add(gxc, gyc, out=gxc)
-                xp.subtract(gxc, k2.reshape(shape), out=gxc)
-                xp.multiply(gxc, scale.reshape(shape), out=gxc)
+                xp.subtract(gxc, _plane(k2, L), out=gxc)
+                xp.multiply(gxc, _plane(scale, L), out=gxc)
             elif needs_x:
-                xp.multiply(gyc, scale.reshape(shape), out=gxc)
+                xp.multiply(gyc, _plane(scale, L), out=gxc)
             return g_gamma, g_beta
 
         g_gamma, g_beta = (xp.concatenate(part) for part in zip(*parallel.run(gradients, self.shares)))
@@ -161,13 +161,29 @@ class BatchNormReLU(BatchNorm):
     relu = True
 
 
-def _channel_sum(a, b=None):
-    """Σ a, or Σ a·b, over every axis but the channels (axis 1): shape (C,), in one pass and without a
-    temporary array. float16 is accumulated in float32 (and the sum returned as float32)."""
+def _by_image(a):
+    """A share of the channels, (N, c, *), as (N, c·L): each image's values of these channels are one
+    contiguous run (a view), so the passes below run along whole runs instead of one channel at a time."""
+    return a.reshape(a.shape[0], -1)
+
+
+def _plane(v, L):
+    """Per-channel values (c,) repeated over each channel's L values, (c·L,): what broadcasts against
+    ``_by_image`` rows. NumPy's inner loops then run over c·L values with both operands contiguous,
+    ~2× faster for 7×7 to 28×28 maps than broadcasting (1, c, 1, 1), whose inner loop is one channel."""
+    return backend.get_array_module(v).repeat(v, L)
+
+
+def _channel_sum(a, L, b=None):
+    """Σ a, or Σ a·b, per channel of a (N, c·L) share: shape (c,), without a temporary array.
+    The plain sum is a matrix-vector product with ones per image (BLAS: long runs, blocked sums);
+    float16 is accumulated in float32 (and the sum returned as float32)."""
     xp = backend.get_array_module(a)
     dtype = np.promote_types(a.dtype, np.float32)
-    a = a.reshape(a.shape[0], a.shape[1], -1)
+    a = a.reshape(a.shape[0], -1, L)
     if b is None:
+        if a.dtype == dtype:
+            return xp.matmul(a, xp.ones(L, dtype=dtype)).sum(axis=0)
         return a.sum(axis=(0, 2), dtype=dtype)
     return xp.einsum("ncl,ncl->c", a, b.reshape(a.shape), dtype=dtype)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..functional.norm import batch_norm, local_response_norm
+from ..functional.norm import batch_norm, batch_norm_relu, local_response_norm
 from . import init
 from .module import Module, Parameter
 
@@ -74,6 +74,14 @@ class _BatchNorm(Module):
         raise NotImplementedError
 
     def forward(self, x):
+        return self._normalise(x, batch_norm)
+
+    def forward_relu(self, x):
+        """relu(self(x)) as one fused operation (``F.batch_norm_relu``): the same numbers, without the
+        ReLU's own pass and output array. ``Sequential`` calls it for a batch norm followed by a ReLU."""
+        return self._normalise(x, batch_norm_relu)
+
+    def _normalise(self, x, function):
         self._check_input(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -82,9 +90,9 @@ class _BatchNorm(Module):
                 factor = 1.0 / int(self.num_batches_tracked)
         # Running statistics are used in evaluation only when they are tracked; otherwise batch ones.
         use_running = not self.training or self.track_running_stats
-        return batch_norm(x, self.running_mean if use_running else None,
-                          self.running_var if use_running else None, self.weight, self.bias,
-                          training=self.training, momentum=factor, eps=self.eps)
+        return function(x, self.running_mean if use_running else None,
+                        self.running_var if use_running else None, self.weight, self.bias,
+                        training=self.training, momentum=factor, eps=self.eps)
 
     def extra_repr(self):
         text = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
