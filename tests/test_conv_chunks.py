@@ -103,7 +103,8 @@ def test_input_gradient_as_a_convolution_equals_col2im(xp, monkeypatch, x_shape,
     by_convolution = conv_step(xp, x, weight, bias, gy, **hyper)
     monkeypatch.setattr(Conv2dFunction, "_input_gradient_is_a_convolution", lambda self, weight: False)
     by_col2im = conv_step(xp, x, weight, bias, gy, **hyper)
-    np.testing.assert_allclose(by_convolution[1], by_col2im[1], rtol=1e-12, atol=1e-12)
+    for a, b, what in zip(by_convolution, by_col2im, ("y", "gx", "gW", "gb")):     # gW from gy's columns too
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=what)
 
 
 # ------------------------------------------------------------------ depthwise ------------------

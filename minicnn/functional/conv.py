@@ -52,11 +52,11 @@ class Conv2dFunction(Function):
     (2 MiB on the CPU) stays in the cache, where the GEMMs read it, and bounds the memory for any
     batch (on a GPU the 1 GiB chunk only does the latter). A chunk holds at least
     ``min_chunk_columns`` columns (n·OH·OW), so that small feature maps still make wide GEMMs, and
-    the batch is cut into chunks of equal size. Backward makes each chunk's columns again (gW =
-    gy·colᵀ needs them: one more im2col pass, cheaper than keeping them all) and, for a strided conv,
-    overwrites them with gcol = Wᵀ·gy for col2im (for stride 1 gx is a convolution of gy instead, see
-    ``_input_gradient_by_convolution``). When each thread's share of the batch is one chunk, forward's
-    columns are kept for backward. Both limits are class attributes: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30``
+    the batch is cut into chunks of equal size. For stride 1, backward makes the columns of gy (gx is
+    a convolution of gy, and gW is read from the same columns: ``_gradients_by_convolution``).
+    Otherwise it makes each chunk's columns of x again (gW = gy·colᵀ needs them: one more im2col pass,
+    cheaper than keeping them all) and overwrites them with gcol = Wᵀ·gy for col2im; there, when each
+    thread's share of the batch is one chunk, forward's columns are kept for backward. Both limits are class attributes: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30``
     makes bigger chunks. The buffer is the thread's workspace (``minicnn.parallel.workspace``), kept
     from call to call, unless forward keeps its columns for backward.
     Threads. On the CPU the batch is first cut into one contiguous share per thread (``_shares``;
@@ -87,33 +87,46 @@ class Conv2dFunction(Function):
         self._check_shapes(x, weight, bias)
         xp = backend.get_array_module(x)
         G, N, (Cout, Cg, KH, KW) = self.groups, x.shape[0], weight.shape
-        OH, OW = self._output_size(x, weight)
-        w = weight.reshape(G, Cout // G, Cg * KH * KW)
-        out = xp.empty((N, Cout, OH, OW), dtype=x.dtype)
-
-        def forward_share(share):                  # one thread's images, chunk by chunk
-            images = col = None
-            for images, col in self._column_chunks(x, weight, share, keep=self.needs_input_grad[1]):
-                y = xp.matmul(w, col).reshape(Cout, -1, OH, OW).transpose(1, 0, 2, 3)   # NCHW view
-                if bias is None:
-                    out[images] = y
-                else:             # the bias add and the CNHW → NCHW copy in one pass
-                    xp.add(y, bias.reshape(Cout, 1, 1), out=out[images])
-            return images, (col if images == share else None)   # one chunk: its columns can be kept
-
-        kept = parallel.run(forward_share, self._shares(x, weight))
+        out = xp.empty((N, Cout, *self._output_size(x, weight)), dtype=x.dtype)
+        # Backward needs x's columns again only for gW without gx, or for a strided conv (stride 1: see
+        # _gradients_by_convolution); then a share that is one chunk keeps forward's columns for it.
+        keep = self.needs_input_grad[1] and not (self.needs_input_grad[0]
+                                                 and self._input_gradient_is_a_convolution(weight))
+        kept = parallel.run(lambda share: self._forward_share(x, weight, bias, out, share, keep),
+                            self._shares(x, weight))
         self.x, self.weight = x, weight
-        self.cols = kept if self.needs_input_grad[1] and all(col is not None for _, col in kept) else None
+        self.cols = kept if keep and all(col is not None for _, col in kept) else None
         return out
+
+    def _forward_share(self, x, weight, bias, out, share, keep=False, each_chunk=None):
+        """One thread's images of out = conv(x, weight) + bias, chunk by chunk: y = W·col, written into
+        out as NCHW. each_chunk(images, col), if given, also sees every chunk's columns. Returns
+        (images, col) with the share's columns when it was one chunk and ``keep``."""
+        xp = backend.get_array_module(x)
+        G, (Cout, OH, OW) = self.groups, (weight.shape[0], *self._output_size(x, weight))
+        w = weight.reshape(G, Cout // G, -1)
+        images = col = None
+        for images, col in self._column_chunks(x, weight, share, keep=keep):
+            y = xp.matmul(w, col).reshape(Cout, -1, OH, OW).transpose(1, 0, 2, 3)     # NCHW view
+            if bias is None:
+                out[images] = y
+            else:                 # the bias add and the CNHW → NCHW copy in one pass
+                xp.add(y, bias.reshape(Cout, 1, 1), out=out[images])
+            if each_chunk is not None:
+                each_chunk(images, col)
+        return images, (col if keep and images == share else None)   # one chunk: its columns can be kept
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
         x, weight, G = self.x, self.weight, self.groups
         (N, C), (Cout, Cg, KH, KW), (OH, OW) = x.shape[:2], weight.shape, gy.shape[2:]
         needs_x, needs_w = self.needs_input_grad[:2]
-        by_convolution = needs_x and self._input_gradient_is_a_convolution(weight)
-        by_col2im = needs_x and not by_convolution
-        gx = xp.empty(x.shape, dtype=gy.dtype) if by_col2im else None
+        if needs_x and self._input_gradient_is_a_convolution(weight):
+            gx, gW = self._gradients_by_convolution(gy, needs_w)
+            if len(self.needs_input_grad) == 2:
+                return gx, gW
+            return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
+        gx = xp.empty(x.shape, dtype=gy.dtype) if needs_x else None
         weight_t = weight.reshape(G, Cout // G, -1).transpose(0, 2, 1)          # (G, K, Cout/G)
 
         def backward_share(share_and_columns):     # one thread's images: its part of gW, its rows of gx
@@ -124,7 +137,7 @@ class Conv2dFunction(Function):
                 if needs_w:
                     # col·gᵀ then a transpose of the small result: BLAS reads the big col in its stored order.
                     gW += xp.matmul(col, g.transpose(0, 2, 1)).transpose(0, 2, 1)
-                if by_col2im:   # gcol = Wᵀ·g goes into the chunk's column buffer, then col2im
+                if needs_x:     # gcol = Wᵀ·g goes into the chunk's column buffer, then col2im
                     if Cout == G:   # depthwise: an outer product, which multiply does ~4× faster than matmul
                         xp.multiply(weight_t, g, out=col)
                     else:
@@ -137,10 +150,8 @@ class Conv2dFunction(Function):
         shares = self.cols or [(share, None) for share in self._shares(x, weight)]
         # The columns are gcol after this, or no longer needed: free them (a retained graph makes them again).
         self.cols = None
-        gWs = parallel.run(backward_share, shares) if needs_w or by_col2im else []
+        gWs = parallel.run(backward_share, shares) if needs_w or needs_x else []
         del shares
-        if by_convolution:
-            gx = self._input_gradient_by_convolution(gy, weight)
         gW = sum(gWs[1:], gWs[0]).reshape(weight.shape) if needs_w else None
         if len(self.needs_input_grad) == 2:
             return gx, gW
@@ -151,14 +162,9 @@ class Conv2dFunction(Function):
         return self.stride == (1, 1) and all(d * (k - 1) >= p for d, k, p in
                                              zip(self.dilation, weight.shape[2:], self.padding))
 
-    def _input_gradient_by_convolution(self, gy, weight):
-        """gx of a stride-1 conv is the conv of gy, padded by D·(K − 1) − P, with the kernel flipped in
-        both spatial axes and its channel axes swapped within each group:
-
-            gx[n, c, h, w] = Σ_(f, kh, kw) gy_pad[n, f, h + kh·DH, w + kw·DW] · W[f, c, KH−1−kh, KW−1−kw]
-
-        Same products as gcol = Wᵀ·gy + col2im, but one im2col (a copy per tap) replaces col2im (a
-        read-modify-write per tap): 25–40 % faster on small feature maps."""
+    def _transposed(self, weight):
+        """The stride-1 conv that gives gx from gy (see ``_gradients_by_convolution``): (function, its
+        weight W flipped in KH and KW with C and Cout swapped within each group)."""
         xp = backend.get_array_module(weight)
         G, (Cout, Cg, KH, KW) = self.groups, weight.shape
         flipped = weight[:, :, ::-1, ::-1].reshape(G, Cout // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4)
@@ -166,7 +172,42 @@ class Conv2dFunction(Function):
         padding = tuple(d * (k - 1) - p for d, k, p in zip(self.dilation, (KH, KW), self.padding))
         transposed = self._sibling(padding)      # of this kind: Winograd's gx runs through Winograd
         transposed.needs_input_grad = (False, False)
+        return transposed, flipped
+
+    def _input_gradient_by_convolution(self, gy, weight):
+        """gx alone as the conv of gy by the transposed function (Winograd's backward uses it)."""
+        transposed, flipped = self._transposed(weight)
         return transposed.forward(gy, flipped)
+
+    def _gradients_by_convolution(self, gy, needs_w):
+        """gx and gW of a stride-1 conv from ONE set of columns, those of gy. gx is the conv of gy, padded
+        by D·(K − 1) − P, with the kernel flipped in both spatial axes and its channel axes swapped
+        within each group, and gW reads the same columns colgy = im2col(gy_pad) (its (h, w) run over x's):
+
+            gx[n, c, h, w]   = Σ_(f, kh, kw) W[f, c, KH−1−kh, KW−1−kw] · colgy[f, kh, kw, n, h, w]
+            gW[f, c, kh, kw] = Σ_(n, h, w)  x[n, c, h, w] · colgy[f, KH−1−kh, KW−1−kw, n, h, w]
+
+        The same products as gcol = Wᵀ·gy + col2im and gW = gy·im2col(x)ᵀ, but backward makes one set of
+        columns instead of two, and a copy per tap replaces col2im's read-modify-write per tap."""
+        xp = backend.get_array_module(gy)
+        x, G, (Cout, Cg, KH, KW) = self.x, self.groups, self.weight.shape
+        transposed, flipped = self._transposed(self.weight)
+        gx = xp.empty(x.shape, dtype=gy.dtype)
+
+        def gradients_share(share):                # one thread's images: their gx, their part of gWᵀ
+            gWt = xp.zeros((G, Cout // G * KH * KW, Cg), dtype=gy.dtype) if needs_w else None
+
+            def weight_gradient(images, col):      # colgy·xᵀ, (G, Cout/G·KH·KW, C/G): BLAS reads col in order
+                xg = xp.ascontiguousarray(x[images].transpose(1, 0, 2, 3)).reshape(G, Cg, -1)
+                gWt.__iadd__(xp.matmul(col, xg.transpose(0, 2, 1)))
+            transposed._forward_share(gy, flipped, None, gx, share, each_chunk=weight_gradient if needs_w else None)
+            return gWt
+
+        gWts = parallel.run(gradients_share, transposed._shares(gy, flipped))
+        if not needs_w:
+            return gx, None
+        gWt = sum(gWts[1:], gWts[0]).reshape(G, Cout // G, KH, KW, Cg)[:, :, ::-1, ::-1]
+        return gx, xp.ascontiguousarray(gWt.transpose(0, 1, 4, 2, 3)).reshape(Cout, Cg, KH, KW)
 
     def _sibling(self, padding):
         """A new function of this kind, stride 1, this padding (the conv that gives gx)."""
