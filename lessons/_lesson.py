@@ -16,7 +16,8 @@ FIGURES = Path(__file__).resolve().parent / "figures"
 
 
 def setup(description, argv=None):
-    """Parse ``--quick`` and ``--out``; return the arguments (``args.quick``, ``args.out``)."""
+    """Parse ``--quick`` and ``--out``; return the arguments (``args.quick``, ``args.out``). Also asks
+    malloc to keep freed memory for reuse (``minicnn.keep_freed_memory``, as ``minicnn train`` does)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true",
                         help="tiny data and few steps (seconds): checks that the lesson runs")
@@ -25,6 +26,8 @@ def setup(description, argv=None):
     args = parser.parse_args([] if in_notebook and argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    import minicnn
+    minicnn.keep_freed_memory()      # a training loop reuses its memory: no page faults step after step
     return args
 
 

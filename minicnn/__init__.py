@@ -17,7 +17,7 @@ from .backend import (default_dtype, get_array_module, get_default_dtype, gpu_av
 __version__ = "0.1.0"
 
 _SUBMODULES = ("functional", "nn", "optim", "data", "models", "training", "gradcheck", "viz", "parallel",
-               "backend", "autograd", "serialization", "cli", "cuda", "random", "distributed")
+               "backend", "autograd", "serialization", "cli", "cuda", "random", "distributed", "memory")
 
 
 def __getattr__(name):
@@ -26,6 +26,8 @@ def __getattr__(name):
         return importlib.import_module(f".{name}", __name__)
     if name in ("get_num_threads", "set_num_threads"):
         return getattr(importlib.import_module(".parallel", __name__), name)
+    if name == "keep_freed_memory":
+        return importlib.import_module(".memory", __name__).keep_freed_memory
     if name in ("save", "load"):
         return getattr(importlib.import_module(".serialization", __name__), name)
     raise AttributeError(f"module 'minicnn' has no attribute {name!r}")

@@ -145,6 +145,19 @@ def test_threads_sets_minicnn_and_blas_threads_while_training_and_restores_them(
     assert seen == [before]
 
 
+@pytest.mark.parametrize("args, kept", [(["train"], True), (["train", "--no-keep-freed-memory"], False),
+                                         (["evaluate", "run.npz"], True),
+                                         (["evaluate", "run.npz", "--no-keep-freed-memory"], False)])
+def test_train_and_evaluate_keep_freed_memory_unless_told_not_to(monkeypatch, args, kept):
+    from minicnn import memory
+    calls = []
+    monkeypatch.setattr(memory, "keep_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(cli, "train", lambda args: None)
+    monkeypatch.setattr(cli, "evaluate_checkpoint", lambda args: None)
+    assert cli.main(args) == 0
+    assert calls == ([True] if kept else [])
+
+
 # ---------------------------------------------------------------- errors -------------------------
 
 @pytest.mark.parametrize("args, message", [
