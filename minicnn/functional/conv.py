@@ -86,7 +86,7 @@ class Conv2dFunction(Function):
     def forward(self, x, weight, bias=None):
         self._check_shapes(x, weight, bias)
         xp = backend.get_array_module(x)
-        G, N, (Cout, Cg, KH, KW) = self.groups, x.shape[0], weight.shape
+        N, Cout = x.shape[0], weight.shape[0]
         out = xp.empty((N, Cout, *self._output_size(x, weight)), dtype=x.dtype)
         # Backward needs x's columns again only for gW without gx, or for a strided conv (stride 1: see
         # _gradients_by_convolution); then a share that is one chunk keeps forward's columns for it.
@@ -119,7 +119,7 @@ class Conv2dFunction(Function):
     def backward(self, gy):
         xp = backend.get_array_module(gy)
         x, weight, G = self.x, self.weight, self.groups
-        (N, C), (Cout, Cg, KH, KW), (OH, OW) = x.shape[:2], weight.shape, gy.shape[2:]
+        C, (Cout, Cg, KH, KW), (OH, OW) = x.shape[1], weight.shape, gy.shape[2:]
         needs_x, needs_w = self.needs_input_grad[:2]
         if needs_x and self._input_gradient_is_a_convolution(weight):
             gx, gW = self._gradients_by_convolution(gy, needs_w)
