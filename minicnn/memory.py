@@ -8,7 +8,8 @@ the VM this was measured on, ~15,000 of them per resnet8 step (benchmarks/README
 ``keep_freed_memory()`` asks malloc to keep freed memory for reuse instead — what PyTorch's CPU
 performance guide gets by preloading jemalloc or tcmalloc. The price: the process keeps its peak
 memory until it exits. ``minicnn train`` and ``minicnn evaluate`` call it (``--no-keep-freed-memory``
-to opt out); a library import never does: it changes the whole process, so a script asks for it.
+to opt out), and so do the lessons; a library import never does: it changes the whole process, so a
+script asks for it.
 
     import minicnn
     minicnn.keep_freed_memory()     # once, before training: True where it took effect

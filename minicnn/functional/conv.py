@@ -56,8 +56,8 @@ class Conv2dFunction(Function):
     a convolution of gy, and gW is read from the same columns: ``_gradients_by_convolution``).
     Otherwise it makes each chunk's columns of x again (gW = gy·colᵀ needs them: one more im2col pass,
     cheaper than keeping them all) and overwrites them with gcol = Wᵀ·gy for col2im; there, when each
-    thread's share of the batch is one chunk, forward's columns are kept for backward. Both limits are class attributes: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30``
-    makes bigger chunks. The buffer is the thread's workspace (``minicnn.parallel.workspace``), kept
+    thread's share of the batch is one chunk, forward's columns are kept for backward. Both limits
+    are class attributes: ``Conv2dFunction.chunk_bytes["cpu"] = 2 ** 30`` makes bigger chunks. The buffer is the thread's workspace (``minicnn.parallel.workspace``), kept
     from call to call, unless forward keeps its columns for backward.
     Threads. On the CPU the batch is first cut into one contiguous share per thread (``_shares``;
     ``minicnn.set_num_threads``), and each thread runs the loop above over its own share, with its own
