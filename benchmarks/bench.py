@@ -378,12 +378,12 @@ def main():
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time, meaningful with --threads 1 on the CPU only")
     parser.add_argument("--no-winograd", action="store_true",
-                        help="minicnn's 3×3 convs by im2col only (no Winograd F(2×2, 3×3)), to compare")
+                        help="minicnn's convs by im2col only (no Winograd), to compare")
     parser.add_argument("--rss-child", nargs=3, metavar=("KIND", "NAME", "LIBRARY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.no_winograd:
         from minicnn.functional.winograd import WinogradConv2dFunction
-        WinogradConv2dFunction.min_channels = float("inf")
+        WinogradConv2dFunction.min_channels = dict.fromkeys(WinogradConv2dFunction.min_channels, float("inf"))
     if args.rss_child:
         import torch
         torch.set_num_threads(args.threads or os.cpu_count())

@@ -6,6 +6,7 @@ import ctypes
 import itertools
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from minicnn import backend
 from minicnn.cuda.im2col_kernels import CUDA_SOURCE
-from minicnn.functional.im2col import (col2im, col2im_by_slices, conv_output_size, im2col,
+from minicnn.functional.im2col import (col2im, col2im_by_slices, conv_output_size, im2col, im2col_by_runs,
                                        im2col_by_slices)
 
 
@@ -195,7 +196,45 @@ def test_property_random_geometries(N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, 
                                                    rel=1e-12, abs=1e-12)
 
 
+# "same"-width convs (stride 1, OW = W), which the CPU's im2col copies as long runs: 3×3, 1×7, 7×1,
+# 1×1, 5×5, dilations, a kernel wider than the map, one column, padding only in H.
+SAME_WIDTH = [
+    ((2, 3, 7, 7), (3, 3), (1, 1), (1, 1)), ((3, 2, 6, 11), (1, 7), (0, 3), (1, 1)),
+    ((2, 2, 9, 5), (7, 1), (3, 0), (1, 1)), ((2, 4, 5, 6), (1, 1), (0, 0), (1, 1)),
+    ((1, 3, 8, 8), (5, 5), (2, 2), (1, 1)), ((2, 2, 10, 11), (3, 3), (2, 3), (2, 3)),
+    ((1, 2, 4, 3), (3, 7), (1, 3), (1, 1)), ((2, 1, 5, 1), (3, 3), (1, 1), (1, 1)),
+    ((1, 2, 7, 6), (3, 1), (0, 0), (1, 1)), ((1, 1, 4, 4), (2, 3), (2, 2), (2, 2)),
+]
+
+
+@pytest.mark.parametrize("x_shape, kernel, padding, dilation", SAME_WIDTH)
+def test_im2col_by_runs_equals_naive_loops(x_shape, kernel, padding, dilation):
+    x = random_array(np, x_shape, seed=sum(x_shape))
+    expected = naive_im2col(x, kernel, (1, 1), padding, dilation)
+    out = np.full(expected.shape, np.nan)
+    assert im2col_by_runs(x, kernel, 1, padding, dilation, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(im2col_by_runs(x[:, ::-1], kernel, 1, padding, dilation),   # non-contiguous x
+                                  naive_im2col(np.ascontiguousarray(x[:, ::-1]), kernel, (1, 1), padding, dilation))
+
+
+def test_the_cpu_takes_runs_for_same_width_convs_only(monkeypatch):
+    module = sys.modules["minicnn.functional.im2col"]        # (minicnn.functional.im2col is the function)
+    taken = []
+    monkeypatch.setattr(module, "im2col_by_runs", lambda *a, **k: taken.append("runs"))
+    monkeypatch.setattr(module, "im2col_by_slices", lambda *a, **k: taken.append("slices"))
+    x = np.zeros((1, 2, 8, 8), dtype=np.float32)
+    im2col(x, 3, 1, 1), im2col(x, (1, 7), 1, (0, 3)), im2col(x, 1)        # OW = W, stride 1
+    im2col(x, 3, 2, 1), im2col(x, 3, 1, 0), im2col(x, 3, (2, 1), 1)       # stride 2, OW < W
+    assert taken == ["runs"] * 3 + ["slices"] * 3
+
+
 @pytest.mark.parametrize("call, message", [
+    (lambda: im2col_by_runs(np.zeros((1, 1, 5, 5)), 3, stride=2, padding=1), r"im2col_by_runs: stride 1 and an "
+     r"output as wide as the input only, got stride \(2, 2\) and output width 3 for input width 5"),
+    (lambda: im2col_by_runs(np.zeros((1, 1, 5, 5)), 3), "output width 3 for input width 5"),
+    (lambda: im2col_by_runs(np.zeros((1, 1, 5, 5)), 3, padding=1, out=np.zeros((1, 3, 3, 1, 5, 4))),
+     r"im2col: out has shape \(1, 3, 3, 1, 5, 4\), expected"),
     (lambda: im2col(np.zeros((3, 5, 5)), 3), "4-D"),
     (lambda: im2col(np.zeros((1, 1, 5, 5)), 3, stride=0), "stride"),
     (lambda: im2col(np.zeros((1, 1, 5, 5)), 3, padding=-1), "padding"),

@@ -23,7 +23,7 @@ For speed on the CPU the columns are built a few images at a time (``Conv2dFunct
 shared out between ``minicnn.get_num_threads()`` threads (each builds and multiplies the columns of its
 own images; gW is the sum of their parts), the depthwise 3×3 of MobileNet is a direct sum over the
 taps (``DepthwiseConv2dFunction``), and wide 3×3 stride-1 convs use Winograd's F(4×4, 3×3) or F(2×2, 3×3),
-4× or 2.25× fewer multiplications (``winograd.py``).
+4× or 2.25× fewer multiplications, wide 1×7 and 7×1 convs F(1×2, 1×7), 1.75× fewer (``winograd.py``).
 
 Groups split the channels into G independent convolutions (each output channel sees C/G input
 channels); G = C with Cout = m·C is the depthwise convolution of MobileNet. A 1×7 kernel with
@@ -385,7 +385,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     groups: split channels into independent groups (groups = C: depthwise).
     The algorithm is chosen from the arguments, the numbers are the same up to rounding: im2col + GEMM
     (``Conv2dFunction``), a direct depthwise sum (``DepthwiseConv2dFunction``, CPU) or Winograd
-    (``WinogradConv2dFunction``, CPU, 3×3 stride 1 with ≥ 64 channels; see its ``choose``).
+    (``WinogradConv2dFunction``, CPU, stride 1: 3×3 with ≥ 64 channels, 1×7 and 7×1 with ≥ 128; see its
+    ``choose``).
     """
     from .winograd import WinogradConv2dFunction     # it subclasses Conv2dFunction
     x_data, w_data = (a.data if isinstance(a, Tensor) else a for a in (x, weight))

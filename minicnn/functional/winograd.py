@@ -1,4 +1,4 @@
-"""Winograd's minimal filtering F(m×m, 3×3), m = 4 or 2: a 3×3 stride-1 convolution with fewer multiplications.
+"""Winograd's minimal filtering F(m×m, 3×3) (m = 4 or 2) and F(1×2, 1×7): stride-1 convolutions with fewer multiplications.
 
 Why. On the CPU a convolution done as im2col + GEMM is bounded by how fast BLAS multiplies: 9 multiply-
 adds per input channel per output pixel. Winograd (Lavin & Gray, "Fast Algorithms for Convolutional
@@ -9,7 +9,7 @@ where the convolution becomes an elementwise product:
     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A        d: L×L input tile, g: 3×3 filter, Y: m×m output tile
 
 F(4×4, 3×3) (the default) needs 36 products per 16 outputs, 4× fewer than the direct 144; F(2×2, 3×3)
-needs 16 per 4, 2.25× fewer. The matrices (Lavin & Gray's) are ``_BT``, ``_G`` and ``_AT`` below: for
+needs 16 per 4, 2.25× fewer. The matrices come from ``toom_cook.py`` (they are Lavin & Gray's): for
 m = 2 their entries are 0, ±1/2, ±1; for m = 4 they come from the points 0, ±1, ±2 and reach 8.
 
 Summed over the input channels, the L² positions ξ of the transformed tile are L² independent matrix
@@ -40,38 +40,59 @@ Backward. y is linear in g through U, so the gradients are the adjoints of the s
     gx    = the stride-1 conv of gy with the flipped, channel-swapped kernel (``Conv2dFunction``), which
             is itself a 3×3 stride-1 conv, so it runs through Winograd too.
 
+1×7 and 7×1 (Inception-v3's factorised 7×7). The 2-D algorithm is the 1-D F(m, r) applied along each
+axis (B, G and A above are one axis' matrices, used on both sides). Along an axis whose kernel is 1
+long it is the trivial F(1, 1) (all matrices [[1]], no transform), so a 1×7 conv is F(1×2, 1×7): tiles
+of 1×8 inputs, 8 products per 2 outputs instead of 14 (1.75× fewer), with F(2, 7)'s matrices from the
+points 0, ±1, ±2, ±1/2 (coefficients up to 5.25: float32 error 1.5–7× im2col's, measured). Every step
+below is written for a (rows, columns) pair of such 1-D algorithms (``_Axis``), and skips the axis of
+F(1, 1). F(3, 7) would save more but its float32 error is 10–60× im2col's.
+
 As in ``Conv2dFunction`` (whose docstring explains it), the batch is shared out between the CPU
 threads and each thread works through its images a few at a time, so that a chunk's V and M stay
 near the cache; backward makes V again from x (cheaper than keeping 2.25× x alive). The chunks' buffers
 and U are a per-thread workspace kept between calls (``parallel.workspace``). The transforms are memory
 passes and the filter transform a fixed cost per call, so it pays only when the GEMMs are wide and
-many: ``conv2d`` takes this route for 3×3 kernels, stride 1, dilation 1, one group, padding ≤ 2,
-float32 or float64, on the CPU, with at least ``min_channels`` channels in and out, outputs of at
+many: ``conv2d`` takes this route for 3×3, 1×7 and 7×1 kernels (``TILES``), stride 1, dilation 1,
+one group, padding ≤ kernel − 1, float32 or float64, on the CPU, with at least ``min_channels`` channels in and out, outputs of at
 least ``min_output_size`` and ``min_tiles_per_thread`` tiles per CPU thread, with the tile size that
 needs fewer products (``WinogradConv2dFunction.choose``); the GPU keeps im2col + cuBLAS.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import parallel
 from .conv import Conv2dFunction
+from .toom_cook import matrices
 
-__all__ = ["WinogradConv2dFunction"]
+__all__ = ["WinogradConv2dFunction", "TILES"]
 
-_BT = {2: ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
-       4: ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
-           (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))}
-_G = {2: ((1, 0, 0), (1 / 2, 1 / 2, 1 / 2), (1 / 2, -1 / 2, 1 / 2), (0, 0, 1)),
-      4: ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
-          (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))}
-_AT = {2: ((1, 1, 1, 0), (0, 1, -1, -1)),
-       4: ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))}
+# The kernels this module takes, and for each the output tiles m it has (along every axis whose kernel
+# is longer than 1; the first is the default). F(3, 7) and larger tiles of a 7-tap kernel exist too,
+# but their float32 error is 10–60× im2col's (F(2, 7): 3–8×).
+TILES = {(3, 3): (4, 2), (1, 7): (2,), (7, 1): (2,)}
 
 
-def _matrix(table, m, dtype):
-    return np.array(table[m], dtype=dtype)
+class _Axis(NamedTuple):
+    """F(m, r) along one axis (rows or columns), L = m + r − 1 inputs per tile: Bᵀ (L×L), G (L×r), Aᵀ (m×L)."""
+    m: int
+    r: int
+    BT: np.ndarray
+    G: np.ndarray
+    AT: np.ndarray
+
+    @property
+    def L(self):
+        return self.m + self.r - 1
+
+
+def _axes(m, kernel, dtype):
+    """(rows, columns): F(m, r) along an axis whose kernel is r > 1 long, the trivial F(1, 1) along one of 1."""
+    return tuple(_Axis(1 if r == 1 else m, r, *matrices(1 if r == 1 else m, r, np.dtype(dtype))) for r in kernel)
 
 
 def _channel_blocks(a, C):
@@ -86,7 +107,8 @@ def _channel_blocks(a, C):
 
 def _planes(x, padding, planes):
     """planes[h, n, w, c] = x_padded[n, c, h, w]: the zero-padded input channels last, rows outermost,
-    (m·th + 2, n, m·tw + 2, C) (zeros also below and right of the padding, where the last tiles stick out)."""
+    (a.m·th + a.r − 1, n, b.m·tw + b.r − 1, C) (zeros also below and right of the padding, where the
+    last tiles stick out)."""
     (PH, PW), (H, W) = padding, x.shape[2:]
     planes[:PH], planes[PH + H:], planes[:, :, :PW], planes[:, :, PW + W:] = 0, 0, 0, 0
     target, source = planes[PH:PH + H, :, PW:PW + W], x.transpose(2, 0, 3, 1)   # (H, n, W, C)
@@ -94,39 +116,52 @@ def _planes(x, padding, planes):
         target[..., c] = source[..., c]
 
 
-def _input_transform(x, padding, m, tiles, scratch, V):
-    """V[a, i, n, j, b, c] = (Bᵀ d B)[a, b] of the tile d whose corner is x_padded[n, c, m·i, m·j]:
-    Bᵀ along the rows (one GEMM per tile row), then B along the columns (one per tile row and column)."""
-    (n, C), (th, tw), L, s = x.shape[:2], tiles, m + 2, x.itemsize
-    Wp = m * tw + 2
-    planes = scratch.get("planes", (m * th + 2, n, Wp, C), x.dtype)
+def _input_transform(x, padding, axes, tiles, scratch, V):
+    """V[α, i, n, j, β, c] = (Bᵀ d B)[α, β] of the tile d whose corner is x_padded[n, c, a.m·i, b.m·j]:
+    Bᵀ along the rows (one GEMM per tile row), then B along the columns (one per tile row and column);
+    nothing to do along an axis of F(1, 1)."""
+    (a, b), (n, C), (th, tw), s = axes, x.shape[:2], tiles, x.itemsize
+    Wp = b.m * tw + b.r - 1
+    planes = scratch.get("planes", (a.m * th + a.r - 1, n, Wp, C), x.dtype)
     _planes(x, padding, planes)
-    BT, R = _matrix(_BT, m, x.dtype), n * Wp * C                  # R: one row of planes
-    rows = scratch.get("rows", (th, L, n, Wp, C), x.dtype)
-    np.matmul(BT, as_strided(planes, (th, L, R), (m * R * s, R * s, s)), out=rows.reshape(th, L, R))
-    columns = as_strided(rows, (th, L, n, tw, L, C), (L * R * s, R * s, Wp * C * s, m * C * s, C * s, s))
-    np.matmul(BT, columns, out=V.transpose(1, 0, 2, 3, 4, 5))
+    R = n * Wp * C                                                # one row of planes
+    windows = as_strided(planes, (th, a.L, R), (a.m * R * s, R * s, s))
+    if b.L == 1:                    # a 7×1 kernel: the rows' transform is V
+        np.matmul(a.BT, windows, out=V.reshape(a.L, th, R).transpose(1, 0, 2))
+        return
+    if a.L == 1:                    # a 1×7 kernel: the rows are the planes
+        rows = planes
+    else:
+        rows = scratch.get("rows", (th, a.L, n, Wp, C), x.dtype)
+        np.matmul(a.BT, windows, out=rows.reshape(th, a.L, R))
+    columns = as_strided(rows, (th, a.L, n, tw, b.L, C), (a.L * R * s, R * s, Wp * C * s, b.m * C * s, C * s, s))
+    np.matmul(b.BT, columns, out=V.transpose(1, 0, 2, 3, 4, 5))
 
 
 def _by_position(V):
-    """V (L, th, n, tw, L, C) as (L, L, P, C): V[ξ] (P, C) for each position ξ = (a, b) of the tile (a view)."""
-    L, C = V.shape[0], V.shape[-1]
-    return V.reshape(L, -1, L, C).transpose(0, 2, 1, 3)
+    """V (La, th, n, tw, Lb, C) as (La, Lb, P, C): V[ξ] (P, C) for each position ξ = (α, β) of the tile (a view)."""
+    La, Lb, C = V.shape[0], V.shape[-2], V.shape[-1]
+    return V.reshape(La, -1, Lb, C).transpose(0, 2, 1, 3)
 
 
-def _output_transform(M, m, scratch, out, bias=None):
-    """out (n, Cout, OH, OW) = Aᵀ M A tile by tile (+ bias), from M (L, L, th, n, tw, Cout)."""
-    L, (th, n, tw, Cout) = m + 2, M.shape[2:]
-    AT = _matrix(_AT, m, M.dtype)
+def _output_transform(M, axes, scratch, out, bias=None):
+    """out (n, Cout, OH, OW) = Aᵀ M A tile by tile (+ bias), from M (La, Lb, th, n, tw, Cout)."""
+    (a, b), (th, n, tw, Cout) = axes, M.shape[2:]
     Q = th * n * tw * Cout
-    rows = scratch.get("out_rows", (m, L * Q), M.dtype)
-    np.matmul(AT, M.reshape(L, L * Q), out=rows)                  # Aᵀ along a …
-    Y = scratch.get("out_tiles", (m, m, Q), M.dtype)
-    np.matmul(AT, rows.reshape(m, L, Q), out=Y)                   # … then along b
-    Y = Y.reshape(m, m, th, n, tw, Cout)
-    for r in range(m):          # out[n, f, m·i + r, m·j + s] = Y[r, s, i, n, j, f] (the last tile may stick out)
-        for s in range(m):
-            target = out[:, :, r::m, s::m]
+    if a.L == 1:
+        rows = M.reshape(1, b.L * Q)
+    else:
+        rows = scratch.get("out_rows", (a.m, b.L * Q), M.dtype)
+        np.matmul(a.AT, M.reshape(a.L, b.L * Q), out=rows)        # Aᵀ along α …
+    if b.L == 1:
+        Y = rows
+    else:
+        Y = scratch.get("out_tiles", (a.m, b.m, Q), M.dtype)
+        np.matmul(b.AT, rows.reshape(a.m, b.L, Q), out=Y)         # … then along β
+    Y = Y.reshape(a.m, b.m, th, n, tw, Cout)
+    for r in range(a.m):        # out[n, f, a.m·i + r, b.m·j + s] = Y[r, s, i, n, j, f] (the last tile may stick out)
+        for s in range(b.m):
+            target = out[:, :, r::a.m, s::b.m]
             source = Y[r, s, :target.shape[2], :, :target.shape[3]].transpose(1, 3, 0, 2)
             for c in _channel_blocks(out, Cout):
                 if bias is None:
@@ -135,101 +170,124 @@ def _output_transform(M, m, scratch, out, bias=None):
                     np.add(source[:, c], bias[c].reshape(-1, 1, 1), out=target[:, c])
 
 
-def _output_transform_adjoint(gy, m, tiles, scratch, gM):
-    """gM = A gY Aᵀ tile by tile (the adjoint of ``_output_transform``), gM (L, L, th, n, tw, Cout)."""
-    (n, Cout), (th, tw), L = gy.shape[:2], tiles, m + 2
-    gY = scratch.get("out_tiles", (m, m, th, n, tw, Cout), gy.dtype)
-    if gy.shape[2] % m or gy.shape[3] % m:
-        gY.fill(0)                     # gY[r, s, i, n, j, f] = gy[n, f, m·i + r, m·j + s] (0 outside)
-    for r in range(m):
-        for s in range(m):
-            block = gy[:, :, r::m, s::m].transpose(2, 0, 3, 1)
+def _output_transform_adjoint(gy, axes, tiles, scratch, gM):
+    """gM = A gY Aᵀ tile by tile (the adjoint of ``_output_transform``), gM (La, Lb, th, n, tw, Cout)."""
+    (a, b), (n, Cout), (th, tw) = axes, gy.shape[:2], tiles
+    gY = scratch.get("out_tiles", (a.m, b.m, th, n, tw, Cout), gy.dtype)
+    if gy.shape[2] % a.m or gy.shape[3] % b.m:
+        gY.fill(0)                     # gY[r, s, i, n, j, f] = gy[n, f, a.m·i + r, b.m·j + s] (0 outside)
+    for r in range(a.m):
+        for s in range(b.m):
+            block = gy[:, :, r::a.m, s::b.m].transpose(2, 0, 3, 1)
             target = gY[r, s, :block.shape[0], :, :block.shape[2]]
             for c in _channel_blocks(gy, Cout):
                 target[..., c] = block[..., c]
-    A = _matrix(_AT, m, gy.dtype).T
     Q = th * n * tw * Cout
-    rows = scratch.get("out_rows", (m, L * Q), gy.dtype)
-    np.matmul(A, gY.reshape(m, m, Q), out=rows.reshape(m, L, Q))  # A along s …
-    np.matmul(A, rows, out=gM.reshape(L, L * Q))                  # … then along r
+    if b.L == 1:
+        np.matmul(a.AT.T, gY.reshape(a.m, Q), out=gM.reshape(a.L, Q))
+        return
+    rows = gM if a.L == 1 else scratch.get("out_rows", (a.m, b.L * Q), gy.dtype)
+    np.matmul(b.AT.T, gY.reshape(a.m, b.m, Q), out=rows.reshape(a.m, b.L, Q))   # A along s …
+    if a.L > 1:
+        np.matmul(a.AT.T, rows, out=gM.reshape(a.L, b.L * Q))                # … then along r
 
 
-def _kron_G(m, dtype):
-    G = _matrix(_G, m, dtype)
-    return np.kron(G, G)                                          # (L², 9): U[(a, b)] = Σ (G⊗G)[(a, b), (k, l)]·g[k, l]
+def _kron_G(axes):
+    a, b = axes
+    return np.kron(a.G, b.G)                   # (La·Lb, KH·KW): U[(α, β)] = Σ (G⊗G)[(α, β), (k, l)]·g[k, l]
 
 
-def _weight_transform(weight, m, U):
-    """U = G g Gᵀ for every filter, laid out (L², C, Cout) for the GEMMs M[ξ] = V[ξ]·U[ξ]: one GEMM
-    (L², 9)·(9, C·Cout) with G ⊗ G, into the buffer U."""
-    Cout, C = weight.shape[:2]
-    taps = np.ascontiguousarray(weight.reshape(Cout, C, 9).transpose(2, 1, 0)).reshape(9, C * Cout)
-    np.matmul(_kron_G(m, weight.dtype), taps, out=U.reshape(-1, C * Cout))
+def _weight_transform(weight, axes, U):
+    """U = G g Gᵀ for every filter, laid out (La, Lb, C, Cout) for the GEMMs M[ξ] = V[ξ]·U[ξ]: one GEMM
+    (La·Lb, KH·KW)·(KH·KW, C·Cout) with G ⊗ G, into the buffer U."""
+    Cout, C, KH, KW = weight.shape
+    taps = np.ascontiguousarray(weight.reshape(Cout, C, KH * KW).transpose(2, 1, 0)).reshape(KH * KW, C * Cout)
+    np.matmul(_kron_G(axes), taps, out=U.reshape(-1, C * Cout))
     return U
 
 
-def _weight_transform_adjoint(gU, m):
-    """gW = Gᵀ gU G, from gU (L², C, Cout) to (Cout, C, 3, 3): the transpose of the GEMM above."""
-    _, C, Cout = gU.shape
-    taps = np.matmul(_kron_G(m, gU.dtype).T, gU.reshape(-1, C * Cout))          # (9, C·Cout)
-    return np.ascontiguousarray(taps.reshape(3, 3, C, Cout).transpose(3, 2, 0, 1))
+def _weight_transform_adjoint(gU, axes):
+    """gW = Gᵀ gU G, from gU (La·Lb, C, Cout) to (Cout, C, KH, KW): the transpose of the GEMM above."""
+    (a, b), (_, C, Cout) = axes, gU.shape
+    taps = np.matmul(_kron_G(axes).T, gU.reshape(-1, C * Cout))                 # (KH·KW, C·Cout)
+    return np.ascontiguousarray(taps.reshape(a.r, b.r, C, Cout).transpose(3, 2, 0, 1))
 
 
 class WinogradConv2dFunction(Conv2dFunction):
-    """conv2d of a 3×3 kernel, stride 1, dilation 1, one group, on the CPU, by Winograd F(m×m, 3×3);
-    the math is in this module's docstring. ``m``: 4 (F(4×4, 3×3), the default: 4× fewer
-    multiplications, float32 error ~20× im2col's) or 2 (F(2×2, 3×3): 2.25× fewer, float32 error as
-    im2col's). ``chunk_bytes`` bounds one chunk's transformed input V (L²·C·tiles floats) and
-    ``min_chunk_tiles`` makes the GEMMs at least that wide."""
+    """conv2d of a 3×3, 1×7 or 7×1 kernel (``TILES``), stride 1, dilation 1, one group, on the CPU, by
+    Winograd F(m×m, 3×3), F(1×m, 1×7) or F(m×1, 7×1); the math is in this module's docstring. ``m``:
+    for 3×3, 4 (F(4×4, 3×3), the default: 4× fewer multiplications, float32 error ~20× im2col's) or 2
+    (F(2×2, 3×3): 2.25× fewer, float32 error as im2col's); for 1×7 and 7×1, 2 (1.75× fewer, float32
+    error 3–8× im2col's). ``chunk_bytes`` bounds one chunk's transformed input V (La·Lb·C·tiles
+    floats) and ``min_chunk_tiles`` makes the GEMMs at least that wide."""
 
-    m = 4
+    m = None
     chunk_bytes = 4 * 2 ** 20
     min_chunk_tiles = 128
-    # Where conv2d takes this route, for each m (``choose``; measured with benchmarks/winograd.py on 2
-    # cores, benchmarks/README.md "Winograd"). Per step, the transforms of x and y (memory passes)
-    # grow with C + Cout and the GEMMs they save with C·Cout, so narrow layers lose (32–48 channels:
-    # F(4×4) takes im2col's time); the filter transforms are a fixed cost per call (L²·C·Cout floats,
-    # three per step), so few tiles per thread lose too (512 channels at 7×7, batch 8: 16 F(4×4) tiles
-    # per thread, 1.2–1.6× im2col's time; 64 F(2×2) tiles, 0.8–1.6×). Set them to 0 to send every
-    # eligible conv to F(4×4).
-    min_channels = {4: 64, 2: 128}
-    min_output_size = {4: 4, 2: 4}
-    min_tiles_per_thread = {4: 64, 2: 128}
-    # Between the two (``choose``): 64 tiles' worth of products for the filter transforms fits every
-    # measured pair — 256→256 at 14×14, batch 8: 64 F(4×4) tiles per thread (a 16×16 cover of 14×14)
-    # against 196 F(2×2) tiles, F(2×2) faster (0.72 against 0.82× im2col's time); 512→512 at 4×4,
-    # batch 128: 64 against 256, F(4×4) faster (0.50 against 0.60).
+    # Where conv2d takes this route, for each (kernel, m) (``choose``; measured with
+    # benchmarks/winograd.py on 2 cores, benchmarks/README.md "Winograd"). Per step, the transforms of
+    # x and y (memory passes) grow with C + Cout and the GEMMs they save with C·Cout, so narrow layers
+    # lose (32–48 channels: F(4×4) takes im2col's time); the filter transforms are a fixed cost per call
+    # (La·Lb·C·Cout floats, three per step), so few tiles per thread lose too (512 channels at 7×7,
+    # batch 8: 16 F(4×4) tiles per thread, 1.2–1.6× im2col's time; 64 F(2×2) tiles, 0.8–1.6×). Set them
+    # to 0 to send every eligible conv to Winograd.
+    # Inception's 1×7 and 7×1 at 17×17 (benchmarks/README.md, "1-D Winograd"): F(2, 7) took 0.93–0.96×
+    # im2col's time with 128–192 channels, batch 8–32, on 2 threads (0.87–0.91× on one), 1.02× with 64.
+    min_channels = {((3, 3), 4): 64, ((3, 3), 2): 128, ((1, 7), 2): 128, ((7, 1), 2): 128}
+    min_output_size = {((3, 3), 4): 4, ((3, 3), 2): 4, ((1, 7), 2): 4, ((7, 1), 2): 4}
+    min_tiles_per_thread = {((3, 3), 4): 64, ((3, 3), 2): 128, ((1, 7), 2): 128, ((7, 1), 2): 128}
+    # Between F(4×4) and F(2×2) (``choose``): 64 tiles' worth of products for the filter transforms fits
+    # every measured pair — 256→256 at 14×14, batch 8: 64 F(4×4) tiles per thread (a 16×16 cover of
+    # 14×14) against 196 F(2×2) tiles, F(2×2) faster (0.72 against 0.82× im2col's time); 512→512 at
+    # 4×4, batch 128: 64 against 256, F(4×4) faster (0.50 against 0.60).
     fixed_cost_tiles = 64
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1, m=None):
         super().__init__(stride, padding, dilation, groups)
         self.m = type(self).m if m is None else m
-        if self.m not in _BT:
-            raise ValueError(f"WinogradConv2dFunction: m (the output tile) must be one of {sorted(_BT)}, got {m!r}")
+        tiles = sorted({t for ts in TILES.values() for t in ts})
+        if self.m is not None and self.m not in tiles:
+            raise ValueError(f"WinogradConv2dFunction: m (the output tile) must be one of {tiles}, got {m!r}")
 
     @classmethod
     def choose(cls, x, weight, stride, padding, dilation, groups):
         """The output tile m with which conv2d should take this route for these arguments (the pairs
         as from ``as_pair``); None: not this route (im2col). Of the tile sizes whose thresholds hold,
-        the one with the fewest products per thread, L²·(tiles per thread + ``fixed_cost_tiles``):
+        the one with the fewest products per thread, La·Lb·(tiles per thread + ``fixed_cost_tiles``):
         the second term stands for the filter transforms, a cost per call, not per tile."""
-        if not (isinstance(x, np.ndarray) and x.ndim == weight.ndim == 4 and weight.shape[2:] == (3, 3)
-                and stride == (1, 1) and dilation == (1, 1) and groups == 1 and max(padding) <= 2
+        kernel = tuple(weight.shape[2:])
+        if not (isinstance(x, np.ndarray) and x.ndim == weight.ndim == 4 and kernel in TILES
+                and stride == (1, 1) and dilation == (1, 1) and groups == 1
+                and all(p <= k - 1 for p, k in zip(padding, kernel))
                 and x.dtype in (np.float32, np.float64) and x.dtype == weight.dtype
                 and x.shape[1] == weight.shape[1]):
             return None
-        N, (OH, OW) = x.shape[0], (size + 2 * p - 2 for size, p in zip(x.shape[2:], padding))
+        N, (OH, OW) = x.shape[0], (size + 2 * p - k + 1 for size, p, k in zip(x.shape[2:], padding, kernel))
         threads = max(1, min(parallel.get_num_threads(), N))
         cost = {}
-        for m in (4, 2):
-            tiles_per_thread = N * -(-OH // m) * -(-OW // m) / threads
-            if (min(x.shape[1], weight.shape[0]) >= cls.min_channels[m] and min(OH, OW) >= cls.min_output_size[m]
-                    and tiles_per_thread >= cls.min_tiles_per_thread[m]):
-                cost[m] = (m + 2) ** 2 * (tiles_per_thread + cls.fixed_cost_tiles)
-        return min(cost, key=cost.get) if cost else None     # a tie goes to m = 4
+        for m in TILES[kernel]:
+            (ma, mb), key = (1 if k == 1 else m for k in kernel), (kernel, m)
+            tiles_per_thread = N * -(-OH // ma) * -(-OW // mb) / threads
+            if (min(x.shape[1], weight.shape[0]) >= cls.min_channels[key] and min(OH, OW) >= cls.min_output_size[key]
+                    and tiles_per_thread >= cls.min_tiles_per_thread[key]):
+                La, Lb = (k - 1 + (1 if k == 1 else m) for k in kernel)
+                cost[m] = La * Lb * (tiles_per_thread + cls.fixed_cost_tiles)
+        return min(cost, key=cost.get) if cost else None     # a tie goes to the first (m = 4 for 3×3)
 
     def _sibling(self, padding):
         return type(self)(1, padding, self.dilation, self.groups, m=self.m)
+
+    def _axes(self, weight):
+        """The (rows, columns) algorithms for this weight's kernel; a ValueError for a kernel or tile it lacks."""
+        kernel = tuple(weight.shape[2:])
+        if kernel not in TILES:
+            raise ValueError(f"WinogradConv2dFunction: kernels {', '.join(f'{h}×{w}' for h, w in TILES)} only, "
+                             f"got {kernel[0]}×{kernel[1]}")
+        m = TILES[kernel][0] if self.m is None else self.m
+        if m not in TILES[kernel]:
+            raise ValueError(f"WinogradConv2dFunction: a {kernel[0]}×{kernel[1]} kernel takes m in "
+                             f"{list(TILES[kernel])}, got {m}")
+        return _axes(m, kernel, weight.dtype)
 
     def forward(self, x, weight, bias=None):
         with parallel.blas_held():          # the weight transform's GEMM, too, on one BLAS thread
@@ -241,67 +299,67 @@ class WinogradConv2dFunction(Conv2dFunction):
 
     def _forward(self, x, weight, bias):
         self._check_shapes(x, weight, bias)
-        N, (Cout, C), (OH, OW), m = x.shape[0], weight.shape[:2], self._output_size(x, weight), self.m
-        U = parallel.workspace().get("U", (m + 2, m + 2, C, Cout), x.dtype)   # valid during this call
-        _weight_transform(weight, m, U)
+        axes = self._axes(weight)
+        (a, b), N, (Cout, C), (OH, OW) = axes, x.shape[0], weight.shape[:2], self._output_size(x, weight)
+        U = parallel.workspace().get("U", (a.L, b.L, C, Cout), x.dtype)   # valid during this call
+        _weight_transform(weight, axes, U)
         out = np.empty((N, Cout, OH, OW), dtype=x.dtype)
 
         def forward_share(share):
-            for images, V, M, scratch in self._chunks(x, Cout, share):
-                np.matmul(_by_position(V), U, out=M.reshape(m + 2, m + 2, -1, Cout))
-                _output_transform(M, m, scratch, out[images], bias)
+            for images, V, M, scratch in self._chunks(x, Cout, share, axes):
+                np.matmul(_by_position(V), U, out=M.reshape(a.L, b.L, -1, Cout))
+                _output_transform(M, axes, scratch, out[images], bias)
 
         parallel.run(forward_share, self._shares(x, weight))
         self.x, self.weight = x, weight
         return out
 
     def _backward(self, gy):
-        x, weight, m = self.x, self.weight, self.m
+        x, weight = self.x, self.weight
         needs_x, needs_w = self.needs_input_grad[:2]
         gW = None
         if needs_w:
-            Cout, C = weight.shape[:2]
-            L = m + 2
+            axes = self._axes(weight)
+            (a, b), (Cout, C) = axes, weight.shape[:2]
 
             shares = self._shares(x, weight)
             # One slot of gU per share (a worker thread may run two shares, so not per thread).
-            gU = parallel.workspace().get("gU", (len(shares), L, L, C, Cout), gy.dtype)
+            gU = parallel.workspace().get("gU", (len(shares), a.L, b.L, C, Cout), gy.dtype)
 
             def weight_gradient_share(k_and_share):     # one share of the images: its part of gU
                 k, share = k_and_share
-                for images, V, gM, scratch in self._chunks(x, Cout, share):   # V made again from x
-                    _output_transform_adjoint(gy[images], m, gM.shape[2:5:2], scratch, gM)
+                for images, V, gM, scratch in self._chunks(x, Cout, share, axes):   # V made again from x
+                    _output_transform_adjoint(gy[images], axes, gM.shape[2:5:2], scratch, gM)
                     first = images.start == share.start
                     part = gU[k] if first else scratch.get("gU_part", gU.shape[1:], gU.dtype)
-                    np.matmul(_by_position(V).transpose(0, 1, 3, 2), gM.reshape(L, L, -1, Cout), out=part)
+                    np.matmul(_by_position(V).transpose(0, 1, 3, 2), gM.reshape(a.L, b.L, -1, Cout), out=part)
                     if not first:
                         gU[k] += part
             parallel.run(weight_gradient_share, list(enumerate(shares)))
             for k in range(1, len(shares)):
                 gU[0] += gU[k]
-            gW = _weight_transform_adjoint(gU[0].reshape(L * L, C, Cout), m)
+            gW = _weight_transform_adjoint(gU[0].reshape(a.L * b.L, C, Cout), axes)
         gx = self._input_gradient_by_convolution(gy, weight) if needs_x else None
         if len(self.needs_input_grad) == 2:
             return gx, gW
         return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
 
-    def _chunks(self, x, Cout, share):
-        """Yield (images, V, M, scratch) for a few images of the share at a time: V (L, th, n, tw, L, C)
-        their transformed input (``_by_position`` gives its (L, L, P, C) view), M a (L, L, th, n, tw, Cout) buffer for the products, scratch the
-        thread's ``parallel.Workspace`` for the transforms' intermediate arrays. All of them live in
-        this thread's workspace, reused from chunk to chunk and from call to call: valid until the
-        next chunk."""
-        (_, C, H, W), (PH, PW), m = x.shape, self.padding, self.m
-        L = m + 2
-        th, tw = -(-(H + 2 * PH - 2) // m), -(-(W + 2 * PW - 2) // m)
+    def _chunks(self, x, Cout, share, axes):
+        """Yield (images, V, M, scratch) for a few images of the share at a time: V (La, th, n, tw, Lb, C)
+        their transformed input (``_by_position`` gives its (La, Lb, P, C) view), M a (La, Lb, th, n,
+        tw, Cout) buffer for the products, scratch the thread's ``parallel.Workspace`` for the
+        transforms' intermediate arrays. All of them live in this thread's workspace, reused from chunk
+        to chunk and from call to call: valid until the next chunk."""
+        (_, C, H, W), (PH, PW), (a, b) = x.shape, self.padding, axes
+        th, tw = -(-(H + 2 * PH - a.r + 1) // a.m), -(-(W + 2 * PW - b.r + 1) // b.m)
         share_size = share.stop - share.start
-        n = max(self.chunk_bytes // (L * L * C * th * tw * x.itemsize), -(-self.min_chunk_tiles // (th * tw)), 1)
+        n = max(self.chunk_bytes // (a.L * b.L * C * th * tw * x.itemsize), -(-self.min_chunk_tiles // (th * tw)), 1)
         n = -(-share_size // -(-share_size // n))                     # chunks of equal size
         workspace = parallel.workspace()
         for start in range(share.start, share.stop, n):
             images = slice(start, min(start + n, share.stop))
             k = images.stop - start
-            V = workspace.get("V", (L, th, k, tw, L, C), x.dtype)
-            M = workspace.get("M", (L, L, th, k, tw, Cout), x.dtype)
-            _input_transform(x[images], self.padding, m, (th, tw), workspace, V)
+            V = workspace.get("V", (a.L, th, k, tw, b.L, C), x.dtype)
+            M = workspace.get("M", (a.L, b.L, th, k, tw, Cout), x.dtype)
+            _input_transform(x[images], self.padding, axes, (th, tw), workspace, V)
             yield images, V, M, workspace
