@@ -90,7 +90,7 @@ class _Axis(NamedTuple):
         return self.m + self.r - 1
 
 
-def _axes(m, kernel, dtype):
+def _axis_pair(m, kernel, dtype):
     """(rows, columns): F(m, r) along an axis whose kernel is r > 1 long, the trivial F(1, 1) along one of 1."""
     return tuple(_Axis(1 if r == 1 else m, r, *matrices(1 if r == 1 else m, r, np.dtype(dtype))) for r in kernel)
 
@@ -287,7 +287,7 @@ class WinogradConv2dFunction(Conv2dFunction):
         if m not in TILES[kernel]:
             raise ValueError(f"WinogradConv2dFunction: a {kernel[0]}×{kernel[1]} kernel takes m in "
                              f"{list(TILES[kernel])}, got {m}")
-        return _axes(m, kernel, weight.dtype)
+        return _axis_pair(m, kernel, weight.dtype)
 
     def forward(self, x, weight, bias=None):
         with parallel.blas_held():          # the weight transform's GEMM, too, on one BLAS thread
