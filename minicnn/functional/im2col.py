@@ -100,7 +100,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
         from ..cuda import im2col_kernels
         geometry = _geometry("im2col", x.shape, kernel_size, stride, padding, dilation)
         return im2col_kernels.im2col_gpu(x, *geometry, out=out)
-    if _by_runs(x.shape, kernel_size, stride, padding, dilation) and backend.device_of(x) == "cpu":
+    if backend.device_of(x) == "cpu" and _by_runs(_geometry("im2col", x.shape, kernel_size, stride, padding,
+                                                            dilation), x.shape[3]):
         return im2col_by_runs(x, kernel_size, stride, padding, dilation, out=out)
     return im2col_by_slices(x, kernel_size, stride, padding, dilation, out=out)
 
@@ -153,10 +154,9 @@ def im2col_by_slices(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
     return col
 
 
-def _by_runs(x_shape, kernel_size, stride, padding, dilation):
-    """Whether ``im2col_by_runs`` applies: stride 1 and an output as wide as the input."""
-    geometry = _geometry("im2col", x_shape, kernel_size, stride, padding, dilation)
-    return geometry[1] == (1, 1) and geometry[4][1] == x_shape[3]
+def _by_runs(geometry, width):
+    """Whether ``im2col_by_runs`` applies to this ``_geometry``: stride 1 and an output as wide as the input."""
+    return geometry[1] == (1, 1) and geometry[4][1] == width
 
 
 def im2col_by_runs(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
@@ -175,7 +175,7 @@ def im2col_by_runs(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
     geometry = _geometry("im2col", x.shape, kernel_size, stride, padding, dilation)
     (KH, KW), _, (PH, PW), (DH, DW), (OH, OW) = geometry
     N, C, H, W = x.shape
-    if not _by_runs(x.shape, kernel_size, stride, padding, dilation):
+    if not _by_runs(geometry, W):
         raise ValueError(f"im2col_by_runs: stride 1 and an output as wide as the input only, got stride "
                          f"{geometry[1]} and output width {OW} for input width {W}")
     col = np.empty((C, KH, KW, N, OH, OW), dtype=x.dtype) if out is None else out
