@@ -235,6 +235,8 @@ def test_the_cpu_takes_runs_for_same_width_convs_only(monkeypatch):
     (lambda: im2col_by_runs(np.zeros((1, 1, 5, 5)), 3), "output width 3 for input width 5"),
     (lambda: im2col_by_runs(np.zeros((1, 1, 5, 5)), 3, padding=1, out=np.zeros((1, 3, 3, 1, 5, 4))),
      r"im2col: out has shape \(1, 3, 3, 1, 5, 4\), expected"),
+    (lambda: im2col_by_runs(np.zeros((1, 1, 5, 5)), 3, padding=1, out=np.zeros((1, 3, 3, 1, 5, 10))[..., ::2]),
+     r"im2col_by_runs: out must be C-contiguous"),
     (lambda: im2col(np.zeros((3, 5, 5)), 3), "4-D"),
     (lambda: im2col(np.zeros((1, 1, 5, 5)), 3, stride=0), "stride"),
     (lambda: im2col(np.zeros((1, 1, 5, 5)), 3, padding=-1), "padding"),

@@ -42,6 +42,7 @@ instead of OW-long rows: 1.5–3× faster on 28×28 to 7×7 maps, the same numbe
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .. import backend, parallel
 
@@ -171,7 +172,11 @@ def im2col_by_runs(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
     except where the tap's window reaches past the left or right edge (ow + kw·DW − PW outside
     [0, W)): there the slice runs on into the neighbouring row, and those columns are set to 0
     afterwards. The same numbers as ``im2col_by_slices``, copied in OH·W-long runs instead of
-    OW-long rows (numpy's per-row cost dominates on small maps)."""
+    OW-long rows (numpy's per-row cost dominates on small maps). The KH·KW runs of a channel are one
+    read-only strided view of flat (``as_strided``: axes c, kh, kw, n, run with steps of a plane, DH·W,
+    DW, an image's row and 1), so the whole col is ONE copy: on two threads, nine smaller copies
+    had to win the GIL back between them (measured on 4 images' columns of 16 channels at 28×28: two
+    threads 0.9–1.6× as fast as one with nine copies, 1.7× with one copy). out must be C-contiguous."""
     geometry = _geometry("im2col", x.shape, kernel_size, stride, padding, dilation)
     (KH, KW), _, (PH, PW), (DH, DW), (OH, OW) = geometry
     N, C, H, W = x.shape
@@ -182,15 +187,17 @@ def im2col_by_runs(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
     if col.shape != (C, KH, KW, N, OH, OW):
         raise ValueError(f"im2col: out has shape {col.shape}, expected (C, KH, KW, N, OH, OW) = "
                          f"{(C, KH, KW, N, OH, OW)} for an input of shape {x.shape}")
+    if not col.flags.c_contiguous:
+        raise ValueError(f"im2col_by_runs: out must be C-contiguous (it is filled through a reshape), "
+                         f"got strides {col.strides}")
     start, size = PW + PH * W, H * W
     flat = parallel.workspace().get("im2col_runs", (C, N, (H + 2 * PH) * W + 2 * PW), x.dtype)
     flat[:, :, :start], flat[:, :, start + size:] = 0, 0
     flat[:, :, start:start + size] = x.reshape(N, C, size).transpose(1, 0, 2)
-    runs = col.reshape(C, KH, KW, N, OH * OW)
-    for kh in range(KH):
-        for kw in range(KW):
-            offset = kh * DH * W + kw * DW
-            runs[:, kh, kw] = flat[:, :, offset:offset + OH * W]
+    # Every tap's run, as one view: tap (kh, kw) of channel c, image n starts kh·DH·W + kw·DW into its row.
+    sc, sn, s = flat.strides
+    taps = as_strided(flat, (C, KH, KW, N, OH * W), (sc, DH * W * s, DW * s, sn, s), writeable=False)
+    np.copyto(col.reshape(C, KH, KW, N, OH * OW), taps)
     for kw in range(KW):            # the windows that wrapped round: input column ow + shift outside [0, W)
         shift = kw * DW - PW
         if shift:
