@@ -226,7 +226,15 @@ def test_the_cpu_takes_runs_for_same_width_convs_only(monkeypatch):
     x = np.zeros((1, 2, 8, 8), dtype=np.float32)
     im2col(x, 3, 1, 1), im2col(x, (1, 7), 1, (0, 3)), im2col(x, 1)        # OW = W, stride 1
     im2col(x, 3, 2, 1), im2col(x, 3, 1, 0), im2col(x, 3, (2, 1), 1)       # stride 2, OW < W
-    assert taken == ["runs"] * 3 + ["slices"] * 3
+    im2col(x, 3, 1, 1, out=np.zeros((2, 3, 3, 1, 8, 16), dtype=np.float32)[..., ::2])   # out not contiguous
+    assert taken == ["runs"] * 3 + ["slices"] * 4
+
+
+def test_im2col_fills_an_out_that_is_not_contiguous():
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
+    out = np.zeros((3, 3, 3, 2, 6, 12))[..., ::2]
+    assert im2col(x, 3, 1, 1, out=out) is out
+    np.testing.assert_array_equal(out, naive_im2col(x, (3, 3), (1, 1), (1, 1), (1, 1)))
 
 
 @pytest.mark.parametrize("call, message", [

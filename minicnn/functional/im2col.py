@@ -93,7 +93,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
     """Unfold image patches into columns.
 
     x       (N, C, H, W) NumPy or CuPy array
-    out     optional C-contiguous (C, KH, KW, N, OH, OW) array to fill (a reused buffer)
+    out     optional (C, KH, KW, N, OH, OW) array to fill (a reused buffer); the fast CPU path
+            (``im2col_by_runs``) needs it C-contiguous, any other takes the slice copies
     returns col of shape (C, KH, KW, N, OH, OW), same dtype and device as x, where
             col[c, kh, kw, n, oh, ow] = x_padded[n, c, oh·SH + kh·DH, ow·SW + kw·DW]
     """
@@ -101,8 +102,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
         from ..cuda import im2col_kernels
         geometry = _geometry("im2col", x.shape, kernel_size, stride, padding, dilation)
         return im2col_kernels.im2col_gpu(x, *geometry, out=out)
-    if backend.device_of(x) == "cpu" and _by_runs(_geometry("im2col", x.shape, kernel_size, stride, padding,
-                                                            dilation), x.shape[3]):
+    if (backend.device_of(x) == "cpu" and (out is None or out.flags.c_contiguous)
+            and _by_runs(_geometry("im2col", x.shape, kernel_size, stride, padding, dilation), x.shape[3])):
         return im2col_by_runs(x, kernel_size, stride, padding, dilation, out=out)
     return im2col_by_slices(x, kernel_size, stride, padding, dilation, out=out)
 
