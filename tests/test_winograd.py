@@ -213,6 +213,11 @@ def test_which_convolutions_conv2d_sends_to_winograd(two_threads):
     assert route(N=64, H=16) == "F4"                  # 1024 against 4096 tiles
     assert route(N=15, C=512, Cout=512, H=7) == "im2col"             # 30 and 120
     assert route(H=4, N=128) == "F4" and route(H=4) == "F2"          # 4×4 output: one F(4×4) tile
+    # Tiles that overhang the output count against the channels: min(C, Cout)·useful² ≥ min_channels.
+    assert route(C=64, Cout=64, H=12) == "F4"         # 3×3 F(4×4) tiles cover 12×12 exactly
+    assert route(C=64, Cout=64, H=7) == "im2col"      # 2×2 tiles cover 8×8: useful 49/64, 64·0.59 < 64
+    assert route(C=64, Cout=64, H=14) == "im2col" and route(C=96, Cout=96, H=7) == "im2col"
+    assert route(C=112, Cout=112, H=7) == "F4"        # 112·0.586 = 65.6
     assert route(H=2, N=4096) == "im2col"             # outputs of at least 4×4
     assert route(stride=2, H=18) == "im2col"
     assert route(dilation=2, H=10) == "im2col"
@@ -226,6 +231,7 @@ def test_which_convolutions_conv2d_sends_to_winograd(two_threads):
     assert route(**inception, kernel=(1, 7), padding=(0, 3)) == "F2" == route(**inception, kernel=(7, 1), padding=(3, 0))
     assert route(N=8, C=128, Cout=160, H=17, kernel=(7, 1), padding=(3, 0)) == "F2"
     assert route(N=8, C=64, Cout=192, H=17, kernel=(1, 7), padding=(0, 3)) == "im2col"     # too narrow
+    assert route(N=8, C=96, Cout=96, H=17, kernel=(1, 7), padding=(0, 3)) == "im2col"      # 96·(17/18)² < 112
     assert route(N=1, C=192, Cout=192, H=17, kernel=(1, 7), padding=(0, 3)) == "F2"        # one thread, 153 tiles
     assert route(N=2, C=192, Cout=192, H=9, kernel=(1, 7), padding=(0, 3)) == "im2col"     # 45 tiles per thread
     assert route(**inception, kernel=(1, 7), padding=(1, 3)) == "im2col"                    # padding > kernel − 1

@@ -54,9 +54,10 @@ near the cache; backward makes V again from x (cheaper than keeping 2.25× x ali
 and U are a per-thread workspace kept between calls (``parallel.workspace``). The transforms are memory
 passes and the filter transform a fixed cost per call, so it pays only when the GEMMs are wide and
 many: ``conv2d`` takes this route for 3×3, 1×7 and 7×1 kernels (``TILES``), stride 1, dilation 1,
-one group, padding ≤ kernel − 1, float32 or float64, on the CPU, with at least ``min_channels`` channels in and out, outputs of at
-least ``min_output_size`` and ``min_tiles_per_thread`` tiles per CPU thread, with the tile size that
-needs fewer products (``WinogradConv2dFunction.choose``); the GPU keeps im2col + cuBLAS.
+one group, padding ≤ kernel − 1, float32 or float64, on the CPU, with at least ``min_channels``
+channels in and out (counted as fewer where the tiles overhang the output), outputs of at least
+``min_output_size`` and ``min_tiles_per_thread`` tiles per CPU thread, with the tile size that needs
+fewer products (``WinogradConv2dFunction.choose``); the GPU keeps im2col + cuBLAS.
 """
 from __future__ import annotations
 
@@ -233,7 +234,12 @@ class WinogradConv2dFunction(Conv2dFunction):
     # to 0 to send every eligible conv to Winograd.
     # Inception's 1×7 and 7×1 at 17×17 (benchmarks/README.md, "1-D Winograd"): F(2, 7) took 0.93–0.96×
     # im2col's time with 128–192 channels, batch 8–32, on 2 threads (0.87–0.91× on one), 1.02× with 64.
-    min_channels = {((3, 3), 4): 64, ((3, 3), 2): 128, ((1, 7), 2): 128, ((7, 1), 2): 128}
+    # Tiles that overhang the output (``choose``: the threshold is on min(C, Cout)·useful²), measured
+    # in session 9 on 2 threads, whole step, Winograd F(4×4) time / im2col's: 64 channels at 8×8, 12×12,
+    # 28×28 (tiles fit) 0.75, 0.94, 0.78; at 7×7 and 14×14 (useful 0.77) 1.12–1.24 and 1.04–1.14; at
+    # 7×7 96 channels 1.07, 128 0.95. 1×7 at 17×17 (useful 17/18): 128 channels 0.95–0.96, 96 1.10,
+    # hence 112 for the 1-D tiles (128·0.944² = 114).
+    min_channels = {((3, 3), 4): 64, ((3, 3), 2): 128, ((1, 7), 2): 112, ((7, 1), 2): 112}
     min_output_size = {((3, 3), 4): 4, ((3, 3), 2): 4, ((1, 7), 2): 4, ((7, 1), 2): 4}
     min_tiles_per_thread = {((3, 3), 4): 64, ((3, 3), 2): 128, ((1, 7), 2): 128, ((7, 1), 2): 128}
     # Between F(4×4) and F(2×2) (``choose``): 64 tiles' worth of products for the filter transforms fits
@@ -254,7 +260,10 @@ class WinogradConv2dFunction(Conv2dFunction):
         """The output tile m with which conv2d should take this route for these arguments (the pairs
         as from ``as_pair``); None: not this route (im2col). Of the tile sizes whose thresholds hold,
         the one with the fewest products per thread, La·Lb·(tiles per thread + ``fixed_cost_tiles``):
-        the second term stands for the filter transforms, a cost per call, not per tile."""
+        the second term stands for the filter transforms, a cost per call, not per tile. The channel
+        threshold counts min(C, Cout)·useful², useful = the fraction of the tiles' outputs that are kept
+        (7×7 or 14×14 in F(4×4) tiles of 8×8 or 16×16: 0.77), since every product and transform is
+        paid for the whole tile."""
         kernel = tuple(weight.shape[2:])
         if not (isinstance(x, np.ndarray) and x.ndim == weight.ndim == 4 and kernel in TILES
                 and stride == (1, 1) and dilation == (1, 1) and groups == 1
@@ -268,8 +277,9 @@ class WinogradConv2dFunction(Conv2dFunction):
         for m in TILES[kernel]:
             (ma, mb), key = (1 if k == 1 else m for k in kernel), (kernel, m)
             tiles_per_thread = N * -(-OH // ma) * -(-OW // mb) / threads
-            if (min(x.shape[1], weight.shape[0]) >= cls.min_channels[key] and min(OH, OW) >= cls.min_output_size[key]
-                    and tiles_per_thread >= cls.min_tiles_per_thread[key]):
+            useful = OH * OW / (-(-OH // ma) * ma * -(-OW // mb) * mb)     # outputs kept / outputs computed
+            if (min(x.shape[1], weight.shape[0]) * useful ** 2 >= cls.min_channels[key]
+                    and min(OH, OW) >= cls.min_output_size[key] and tiles_per_thread >= cls.min_tiles_per_thread[key]):
                 La, Lb = (k - 1 + (1 if k == 1 else m) for k in kernel)
                 cost[m] = La * Lb * (tiles_per_thread + cls.fixed_cost_tiles)
         return min(cost, key=cost.get) if cost else None     # a tie goes to the first (m = 4 for 3×3)
