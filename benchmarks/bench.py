@@ -7,6 +7,8 @@
     PYTHONPATH=. python benchmarks/bench.py --device cuda             # the GPU rows (ResNet-50 with AMP)
     PYTHONPATH=. python benchmarks/bench.py --keep-freed-memory       # malloc keeps freed memory (both)
     PYTHONPATH=. python benchmarks/bench.py --no-winograd             # minicnn's 3×3 convs by im2col only
+    PYTHONPATH=. python benchmarks/bench.py --layers --gemm           # + each layer's GEMMs against the peak
+    PYTHONPATH=. python benchmarks/bench.py --device cuda --tf32      # TF32 on both sides (default: off)
 
 PyTorch is only the yardstick (``pip install torch``); minicnn never imports it. Each repetition runs
 minicnn then torch back to back (interleaved, so a slow phase of the machine hits both, with a pause
@@ -31,6 +33,21 @@ set over the first two steps of ONE library in a fresh process of its own (VmHWM
 /proc/self/clear_refs, minus VmRSS before; in the timing process the two libraries share the
 allocator's heap), so it includes the optimizer's state and what the allocator keeps. "faults" counts
 the minor page faults of a timed step (fresh memory the kernel had to map), median over repetitions.
+
+GEMMs (``--gemm``). First the machine's measured matmul peak: the best of 5 square float32 products
+(2048² on the CPU, with BLAS on all threads; 8192² on the GPU). Then, under each layer row, the three
+products of that conv as im2col makes them, y = W·col, gW = gy·colᵀ and gcol = Wᵀ·gy (per group,
+(Cout/G × K)·(K × P) and the like, K = C/G·KH·KW, P = N·OH·OW), each timed alone on random arrays
+(median of --reps), as TFLOP/s, as a fraction of the peak, and as a fraction of minicnn's step time:
+the issue's "fraction of the GPU's matmul peak the conv GEMMs reach", and how much of a step is
+GEMM at all (the rest: im2col and col2im passes, kernel launches, Python). On the CPU minicnn may take
+other routes (Winograd, the depthwise sum, gx as a convolution of gy), so there the products show
+what BLAS makes of these shapes, not what minicnn spends.
+
+TF32. On the GPU both sides multiply float32 in full float32 unless ``--tf32``: the script sets
+``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32`` (whose default is
+True: cuDNN's convolutions would round to TF32) and ``minicnn.set_float32_matmul_precision``
+("highest", or "high" with ``--tf32``).
 
 On a machine shared with other jobs wall-clock times swing by 2-3x; ``--threads 1 --clock cpu`` (one
 BLAS/OpenMP thread on both sides, CPU time of the process) is the stable alternative, because a
@@ -303,6 +320,50 @@ def _amp_case(model, twin, opt, topt, mx, mt, tx, tt, macs, n_params):
     return Case(minicnn_step, torch_step, check, 3 * 2 * macs, f"{n_params:,} parameters, float16 AMP")
 
 
+# ---------------------------------------------------------------- GEMMs against the peak ---------
+
+def _random(xp, shape, rng):
+    if xp is np:
+        return rng.standard_normal(shape, dtype=np.float32)
+    return xp.random.standard_normal(shape, dtype=np.float32)
+
+
+def _best_and_median(product, reps, sync):
+    times = []
+    for _ in range(reps):
+        times.append(timer(product, "wall", sync))
+    return min(times), statistics.median(times)
+
+
+def matmul_peak(device, sync, reps=5):
+    """TFLOP/s of the best of ``reps`` square float32 products (2048² on the CPU, 8192² on the GPU)."""
+    xp = minicnn.backend.cupy() if device == "cuda" else np
+    n = 8192 if device == "cuda" else 2048
+    a, b = (_random(xp, (n, n), np.random.default_rng(i)) for i in range(2))
+    out = xp.empty((n, n), dtype=np.float32)
+    xp.matmul(a, b, out=out)
+    best, _ = _best_and_median(lambda: xp.matmul(a, b, out=out), reps, sync)
+    return 2 * n ** 3 / best / 1e12, n
+
+
+def conv_gemms(name, device, sync, reps):
+    """(seconds, flops) of the three im2col products of layer ``name``, each timed alone (median)."""
+    N, C, H, W, Cout, (KH, KW), stride, padding, G = LAYERS[name]
+    (SH, SW), (PH, PW) = as_pair(stride), as_pair(padding)
+    K, M = C // G * KH * KW, Cout // G
+    P = N * conv_output_size(H, KH, SH, PH) * conv_output_size(W, KW, SW, PW)
+    xp = minicnn.backend.cupy() if device == "cuda" else np
+    rng = np.random.default_rng(0)
+    seconds = 0.0
+    for left, right in (((G, M, K), (G, K, P)), ((G, M, P), (G, P, K)), ((G, K, M), (G, M, P))):
+        a, b = _random(xp, left, rng), _random(xp, right, rng)
+        out = xp.empty((G, left[1], right[2]), dtype=np.float32)
+        xp.matmul(a, b, out=out)
+        seconds += _best_and_median(lambda: xp.matmul(a, b, out=out), reps, sync)[1]
+        del a, b, out
+    return seconds, 3 * 2 * G * M * K * P
+
+
 # ---------------------------------------------------------------- running ------------------------
 
 def run(case, args, sync):
@@ -379,6 +440,10 @@ def main():
                         help="cpu: process CPU time, meaningful with --threads 1 on the CPU only")
     parser.add_argument("--no-winograd", action="store_true",
                         help="minicnn's convs by im2col only (no Winograd), to compare")
+    parser.add_argument("--gemm", action="store_true",
+                        help="also the matmul peak and each layer's im2col GEMMs against it (see docstring)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="GPU: let both libraries round float32 products to TF32 (default: full float32)")
     parser.add_argument("--rss-child", nargs=3, metavar=("KIND", "NAME", "LIBRARY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.no_winograd:
@@ -410,10 +475,18 @@ def main():
             cp.cuda.Device().synchronize()
             torch.cuda.synchronize()
 
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+        minicnn.set_float32_matmul_precision("high" if args.tf32 else "highest")
+
     print(machine(args.device))
     print(f"float32 unless noted; median of {args.reps} interleaved runs ({args.pause} s pause, {args.settle} untimed step before each), {args.clock} clock; ratio = minicnn/torch"
           + ("; malloc keeps freed memory" if args.keep_freed_memory else "")
-          + ("; minicnn without Winograd" if args.no_winograd else ""))
+          + ("; minicnn without Winograd" if args.no_winograd else "")
+          + (("; TF32 on both sides" if args.tf32 else "; TF32 off on both sides") if args.device == "cuda" else ""))
+    peak = None
+    if args.gemm:
+        peak, n = matmul_peak(args.device, sync)
+        print(f"measured matmul peak: {peak:.3f} TFLOP/s (float32 {n}×{n}×{n}, best of 5)")
     memory = ("MiB: – | CuPy pool (upper bound) | torch peak" if args.device == "cuda" else
               "MiB: minicnn traced | minicnn RSS | torch RSS")
     print(f"{'case':10s} {'minicnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} {'minicnn GF/s':>12s} "
@@ -431,6 +504,11 @@ def main():
               f"{case.flops / ours / 1e9:12.1f} {case.flops / theirs / 1e9:10.1f} "
               f"{our_faults:6.0f} | {their_faults:5.0f}  {mem:40s}   {case.note}", flush=True)
         del case
+        if peak is not None and make is layer_case:
+            gemm_seconds, gemm_flops = conv_gemms(name, args.device, sync, args.reps)
+            achieved = gemm_flops / gemm_seconds / 1e12
+            print(f"{'':10s} its im2col GEMMs: {gemm_seconds * 1e3:.1f} ms, {achieved:.3f} TFLOP/s = "
+                  f"{achieved / peak:.0%} of the peak; {gemm_seconds / ours:.0%} of minicnn's step time", flush=True)
         gc.collect()
 
 

@@ -11,8 +11,8 @@ import importlib
 
 from .autograd import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .random import manual_seed
-from .backend import (default_dtype, get_array_module, get_default_dtype, gpu_available,
-                      set_default_dtype)
+from .backend import (default_dtype, get_array_module, get_default_dtype, get_float32_matmul_precision,
+                      gpu_available, set_default_dtype, set_float32_matmul_precision)
 
 __version__ = "0.1.0"
 

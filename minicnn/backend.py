@@ -7,6 +7,8 @@ and runs without CuPy or a GPU.
 
     devices   "cpu" (NumPy) and "cuda" (CuPy)
     dtype     float32 by default; ``set_default_dtype(np.float64)`` for gradient checks
+    TF32      float32 matrix products in full float32 by default; ``set_float32_matmul_precision("high")``
+              lets the GPU's tensor cores round their inputs to TensorFloat-32
 """
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ import numpy as np
 __all__ = [
     "BackendMismatchError", "cupy", "gpu_available", "get_array_module", "device_of", "to_device",
     "as_numpy", "check_same_backend", "get_default_dtype", "set_default_dtype", "default_dtype",
+    "get_float32_matmul_precision", "set_float32_matmul_precision",
 ]
 
 _cupy = None          # the cupy module once imported, False if it cannot be
 _default_dtype = np.dtype(np.float32)
+_matmul_precision = "highest"
 
 
 class BackendMismatchError(TypeError):
@@ -140,3 +144,48 @@ def default_dtype(dtype):
         yield
     finally:
         set_default_dtype(previous)
+
+
+def get_float32_matmul_precision():
+    """"highest" (the default), "high" or "medium": see ``set_float32_matmul_precision``."""
+    return _matmul_precision
+
+
+def set_float32_matmul_precision(precision):
+    """How float32 matrix products may round on the GPU, as ``torch.set_float32_matmul_precision``:
+
+        "highest"  full float32 (cuBLAS computes in float32: no tensor cores for float32 inputs)
+        "high"     TensorFloat-32: cuBLAS may round each input to a 10-bit mantissa (float32's has 23)
+                   and multiply on the tensor cores, accumulating in float32 (GPUs of compute
+                   capability 8.0 or newer: A100, H100; older ones keep float32)
+        "medium"   as "high" here: PyTorch would allow bfloat16 products, which CuPy's matmul does
+                   not offer for float32 arrays, and PyTorch itself falls back to "high" without them
+
+    Every GEMM goes through ``cupy.matmul``, so in minicnn one switch covers the linear layers AND the
+    convolutions (im2col + GEMM); PyTorch has two: ``torch.backends.cuda.matmul.allow_tf32`` (default
+    False) and ``torch.backends.cudnn.allow_tf32`` for cuDNN's convolutions (default True). NumPy on
+    the CPU always multiplies in float32, whatever this says. float16 products (mixed precision) use
+    the tensor cores in any case.
+
+    It sets CuPy's compute type for float32 (``cupy._core._routines_linalg.set_compute_type``, the
+    2-D products) and the math mode of the calling thread's cuBLAS handle on the current device (the
+    batched products). So call it after choosing the device (``cupy.cuda.Device(rank).use()``), in
+    the thread and process that trains; without CuPy or a GPU it only records the setting.
+    """
+    global _matmul_precision
+    if precision not in ("highest", "high", "medium"):
+        raise ValueError(f"set_float32_matmul_precision: expected 'highest', 'high' or 'medium', "
+                         f"got {precision!r}")
+    _matmul_precision = precision
+    if gpu_available():
+        _apply_matmul_precision(cupy(), tf32=precision != "highest")
+
+
+def _apply_matmul_precision(cp, tf32):
+    """Tell CuPy and cuBLAS whether float32 GEMMs may use TF32 (on compute capability ≥ 8.0 only)."""
+    from cupy._core import _routines_linalg as linalg          # CuPy's (private) GEMM dispatch
+    from cupy_backends.cuda.libs import cublas
+    tf32 = tf32 and int(cp.cuda.Device().compute_capability) >= 80
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT)
+    cublas.setMathMode(cp.cuda.device.get_cublas_handle(),
+                       cublas.CUBLAS_TF32_TENSOR_OP_MATH if tf32 else cublas.CUBLAS_DEFAULT_MATH)

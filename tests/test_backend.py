@@ -140,3 +140,99 @@ def test_module_round_trip_to_cuda_keeps_the_parameter_objects_and_values():
     assert all(isinstance(p.grad.data, np.ndarray) for p in model.parameters())
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+# ---------------------------------------------------------------- float32 matmul precision (TF32) ----
+
+@pytest.fixture
+def restore_matmul_precision():
+    before = backend.get_float32_matmul_precision()
+    yield
+    backend.set_float32_matmul_precision(before)
+
+
+class _FakeGPU:
+    """Stands in for CuPy, its GEMM dispatch and cuBLAS, recording what set_float32_matmul_precision sets."""
+
+    def __init__(self, compute_capability):
+        import types
+        self.calls = []
+        self.cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(
+            Device=lambda: types.SimpleNamespace(compute_capability=compute_capability),
+            device=types.SimpleNamespace(get_cublas_handle=lambda: 1234)))
+        self.linalg = types.ModuleType("cupy._core._routines_linalg")
+        self.linalg.COMPUTE_TYPE_DEFAULT, self.linalg.COMPUTE_TYPE_TF32 = 1, 7
+        self.linalg.set_compute_type = lambda dtype, kind: self.calls.append(("compute_type", np.dtype(dtype), kind))
+        self.cublas = types.ModuleType("cupy_backends.cuda.libs.cublas")
+        self.cublas.CUBLAS_DEFAULT_MATH, self.cublas.CUBLAS_TF32_TENSOR_OP_MATH = 0, 3
+        self.cublas.setMathMode = lambda handle, mode: self.calls.append(("math_mode", handle, mode))
+
+    def install(self, monkeypatch):
+        import types
+        core = types.ModuleType("cupy._core")
+        core._routines_linalg = self.linalg
+        libs = types.ModuleType("cupy_backends.cuda.libs")
+        libs.cublas = self.cublas
+        for name, module in {"cupy": types.ModuleType("cupy"), "cupy._core": core,
+                             "cupy._core._routines_linalg": self.linalg, "cupy_backends": types.ModuleType("cupy_backends"),
+                             "cupy_backends.cuda": types.ModuleType("cupy_backends.cuda"),
+                             "cupy_backends.cuda.libs": libs, "cupy_backends.cuda.libs.cublas": self.cublas}.items():
+            monkeypatch.setitem(sys.modules, name, module)
+        monkeypatch.setattr(backend, "gpu_available", lambda: True)
+        monkeypatch.setattr(backend, "cupy", lambda: self.cupy)
+
+
+def test_float32_matmul_precision_is_highest_by_default_and_checked(restore_matmul_precision):
+    assert minicnn.get_float32_matmul_precision() == "highest"
+    with pytest.raises(ValueError, match=r"set_float32_matmul_precision: expected 'highest', 'high' or 'medium', got 'tf32'"):
+        minicnn.set_float32_matmul_precision("tf32")
+    assert minicnn.get_float32_matmul_precision() == "highest"
+
+
+@pytest.mark.parametrize("precision, tf32", [("high", True), ("medium", True), ("highest", False)])
+def test_float32_matmul_precision_sets_cupys_compute_type_and_the_cublas_math_mode(
+        precision, tf32, monkeypatch, restore_matmul_precision):
+    gpu = _FakeGPU(compute_capability="90")
+    gpu.install(monkeypatch)
+    minicnn.set_float32_matmul_precision(precision)
+    assert minicnn.get_float32_matmul_precision() == precision
+    assert gpu.calls == [("compute_type", np.dtype(np.float32), 7 if tf32 else 1), ("math_mode", 1234, 3 if tf32 else 0)]
+
+
+def test_tf32_is_not_asked_of_a_gpu_older_than_ampere(monkeypatch, restore_matmul_precision):
+    gpu = _FakeGPU(compute_capability="70")
+    gpu.install(monkeypatch)
+    minicnn.set_float32_matmul_precision("high")
+    assert gpu.calls == [("compute_type", np.dtype(np.float32), 1), ("math_mode", 1234, 0)]
+
+
+def test_without_a_gpu_the_precision_is_only_recorded(monkeypatch, restore_matmul_precision):
+    gpu = _FakeGPU(compute_capability="90")
+    gpu.install(monkeypatch)
+    monkeypatch.setattr(backend, "gpu_available", lambda: False)
+    minicnn.set_float32_matmul_precision("high")
+    assert gpu.calls == [] and minicnn.get_float32_matmul_precision() == "high"
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_tf32_rounds_float32_products_on_the_gpu_and_highest_does_not(restore_matmul_precision):
+    """Products of random float32 matrices against float64: TF32 (10-bit mantissa) errs ~1e-3
+    relative, float32 ~1e-6; both the 2-D and the batched (3-D) cupy.matmul paths."""
+    cp = backend.cupy()
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((4, 256, 256)).astype(np.float32) for _ in range(2))
+    exact = np.matmul(a.astype(np.float64), b.astype(np.float64))
+
+    def errors():
+        two_d = cp.asnumpy(cp.matmul(cp.asarray(a[0]), cp.asarray(b[0])))
+        batched = cp.asnumpy(cp.matmul(cp.asarray(a), cp.asarray(b)))
+        return [float(np.abs(p - e).max() / np.abs(e).max()) for p, e in ((two_d, exact[0]), (batched, exact))]
+
+    minicnn.set_float32_matmul_precision("highest")
+    assert max(errors()) < 1e-5
+    minicnn.set_float32_matmul_precision("high")
+    if int(cp.cuda.Device().compute_capability) >= 80:
+        assert min(errors()) > 1e-4
+    else:
+        assert max(errors()) < 1e-5
