@@ -4,7 +4,7 @@
                   [--batch-size B] [--lr LR] [--optimizer sgd|rmsprop|adam]
                   [--schedule cosine|step|multistep|exponential|plateau] [--warmup EPOCHS]
                   [--label-smoothing EPS] [--mixup ALPHA] [--clip NORM] [--ema [DECAY]] [--amp]
-                  [--device cpu|cuda] [--threads N] [--resume CHECKPOINT] [--out DIR]
+                  [--device cpu|cuda [--tf32]] [--threads N] [--resume CHECKPOINT] [--out DIR]
                   [--distributed [--scale-lr] [--sync-bn]]
     minicnn evaluate CHECKPOINT [--protocol center|10crop|dense|multiscale] [--threads N]
     minicnn summary MODEL [--input-shape C,H,W]
@@ -297,6 +297,9 @@ def build_parser():
                        help="random crops of the padded image and horizontal flips (default off: the default "
                             "8-epoch run underfits, and measured 86.9%% with them against 88.8%% without)")
     train.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    train.add_argument("--tf32", action="store_true",
+                       help="GPU: float32 matrix products on TensorFloat-32 tensor cores "
+                            "(minicnn.set_float32_matmul_precision('high')); default: full float32")
     train.add_argument("--threads", type=_number(int, 0), default=None, metavar="N", help=THREADS_HELP)
     train.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
                        help=KEEP_FREED_MEMORY_HELP)
@@ -491,8 +494,16 @@ def train(args):
         + (", synchronised batch norm" if args.sync_bn else ""))
     if args.amp and args.device == "cpu":
         say("note: --amp on the CPU is slower (NumPy has no float16 matrix multiply); it pays off with --device cuda")
+    if args.tf32 and args.device == "cpu":
+        say("note: --tf32 changes nothing on the CPU (NumPy multiplies float32 in float32); it is for --device cuda")
+    precision = minicnn.get_float32_matmul_precision()
+    if args.tf32 and args.device == "cuda":
+        minicnn.set_float32_matmul_precision("high")
     started = time.perf_counter()
-    trainer.fit(args.epochs)
+    try:
+        trainer.fit(args.epochs)
+    finally:
+        minicnn.set_float32_matmul_precision(precision)
     result = trainer.last_validation or trainer.validate(test_loader)     # the last epoch's test evaluation
     if rank == 0:
         _finish_training(trainer, result, args, can_plot)

@@ -207,3 +207,14 @@ def test_cuda_without_a_gpu_is_a_clean_error(tmp_path, capsys):
         pytest.skip("a GPU is present")
     assert cli.main(["train", "--device", "cuda", "--out", str(tmp_path)]) == 2
     assert "CUDA" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not minicnn.gpu_available(), reason="needs CuPy and a CUDA GPU")])])
+def test_tf32_sets_the_matmul_precision_on_the_gpu_only_while_training(device, tmp_path, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(Trainer, "fit", lambda self, epochs: seen.append(minicnn.get_float32_matmul_precision()))
+    assert cli.main(["train", "mlp", *QUICK, "--device", device, "--tf32", "--out", str(tmp_path)]) == 0
+    assert seen == ["high" if device == "cuda" else "highest"]
+    assert minicnn.get_float32_matmul_precision() == "highest"
+    assert ("--tf32 changes nothing on the CPU" in capsys.readouterr().out) == (device == "cpu")
