@@ -13,7 +13,9 @@
 PyTorch is only the yardstick (``pip install torch``); minicnn never imports it. Each repetition runs
 minicnn then torch back to back (interleaved, so a slow phase of the machine hits both, with a pause
 before each run so that neither library's spinning worker threads steal the cores from the other), and
-the median over repetitions is reported, with ratio = minicnn time / torch time. After each pause one
+the median over repetitions is reported, with ratio = minicnn time / torch time; "pairs IQR" is the
+interquartile range of the repetitions' own ratios (each minicnn run over the torch run right after
+it), which shows how far the machine's noise moves the ratio. After each pause one
 untimed step of the same library runs first (``--settle``): on the 2-vCPU VM this was measured on, the
 cores run at about half speed for tens of ms after an idle pause (four 384² GEMMs per thread: 5 ms
 back to back, 9–13 ms for the first few calls after 0.2 s of sleep), which cost minicnn's two-thread
@@ -384,7 +386,9 @@ def run(case, args, sync):
             faults.append(minor_faults() - start)
         times.append(row)
     ours, theirs = (statistics.median(t[i] for t in times) for i in (0, 1))
-    return ours, theirs, statistics.median(faults[0::2]), statistics.median(faults[1::2])
+    ratios = sorted(ours_i / theirs_i for ours_i, theirs_i in times)   # each repetition's pair, back to back
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return ours, theirs, (quartiles[0], quartiles[2]), statistics.median(faults[0::2]), statistics.median(faults[1::2])
 
 
 def memory_of(case, name, kind, args):
@@ -489,7 +493,7 @@ def main():
         print(f"measured matmul peak: {peak:.3f} TFLOP/s (float32 {n}×{n}×{n}, best of 5)")
     memory = ("MiB: – | CuPy pool (upper bound) | torch peak" if args.device == "cuda" else
               "MiB: minicnn traced | minicnn RSS | torch RSS")
-    print(f"{'case':10s} {'minicnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} {'minicnn GF/s':>12s} "
+    print(f"{'case':10s} {'minicnn ms':>10s} {'torch ms':>9s} {'ratio':>6s} {'pairs IQR':>10s} {'minicnn GF/s':>12s} "
           f"{'torch GF/s':>10s} {'faults m | t':>14s}  {memory}   note")
     rows = [(name, layer_case) for name in layers] + [(name, step_case) for name in steps]
     for name, make in rows:
@@ -497,10 +501,10 @@ def main():
             print(f"{name:10s} skipped on {args.device} (only {', '.join(STEPS[name][3])})")
             continue
         case = make(name, args.device)
-        ours, theirs, our_faults, their_faults = run(case, args, sync)
+        ours, theirs, (low, high), our_faults, their_faults = run(case, args, sync)
         traced, our_rss, their_rss = memory_of(case, name, "layer" if make is layer_case else "step", args)
         mem = " | ".join("–" if v is None else f"{v:.1f}" for v in (traced, our_rss, their_rss))
-        print(f"{name:10s} {ours * 1e3:10.1f} {theirs * 1e3:9.1f} {ours / theirs:6.2f} "
+        print(f"{name:10s} {ours * 1e3:10.1f} {theirs * 1e3:9.1f} {ours / theirs:6.2f} {f'{low:.2f}–{high:.2f}':>10s} "
               f"{case.flops / ours / 1e9:12.1f} {case.flops / theirs / 1e9:10.1f} "
               f"{our_faults:6.0f} | {their_faults:5.0f}  {mem:40s}   {case.note}", flush=True)
         del case
