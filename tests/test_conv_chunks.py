@@ -109,8 +109,10 @@ def test_input_gradient_as_a_convolution_equals_col2im(xp, monkeypatch, x_shape,
 
 # ------------------------------------------------------------------ depthwise ------------------
 
+@pytest.mark.parametrize("chunk_bytes", [2 ** 20, 1], ids=["one chunk", "one image per chunk"])
 @pytest.mark.parametrize("padding, dilation", [(1, 1), (0, 1), ((2, 1), (2, 1)), ((0, 3), (1, 2))])
-def test_direct_depthwise_path_equals_im2col_path(padding, dilation):
+def test_direct_depthwise_path_equals_im2col_path(padding, dilation, chunk_bytes, monkeypatch):
+    monkeypatch.setattr(DepthwiseConv2dFunction, "chunk_bytes", chunk_bytes)
     x, weight, bias = arrays((3, 5, 9, 8), 5, (3, 3), 5, seed=3)
     gy = None
     results = []

@@ -303,8 +303,14 @@ class DepthwiseConv2dFunction(Conv2dFunction):
     These flat arrays are the calling thread's workspace (``parallel.workspace``), laid out again from x
     in backward, so a step allocates only its outputs (fresh ones cost a page fault per 4 KiB).
     Threads: each takes a share of the images (its rows of the flat arrays) and its part of gW.
+    Chunks: a thread runs all the taps over ``chunk_bytes`` (1 MiB) of images of each flat array before
+    the next images, so that the ~17 passes over a chunk find it in the core's L2 cache: measured 0.62–
+    0.94× the time of whole-share passes (MobileNet's 32 and 128 channels at 112 and 56 px, batch 64:
+    0.69 and 0.62; 256 channels at 14 px, batch 8 to 32: 0.94 to 0.79); 256 KiB chunks were slower.
     On the GPU the im2col kernels do the work instead (one launch each, not a loop over the taps).
     """
+
+    chunk_bytes = 2 ** 20    # per flat array and chunk of images: about a core's L2 cache
 
     def forward(self, x, weight, bias=None):
         self._check_shapes(x, weight, bias)
@@ -318,16 +324,22 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         x_flat, w_plane = self._flat_input(x, workspace), self._weight_planes(weight, workspace)
         y_flat, product = (workspace.get(name, (N, L), x.dtype) for name in ("depthwise_y", "depthwise_product"))
 
-        def forward_share(n):                      # one thread's images
-            y_n, x_n, product_n = y_flat[n], x_flat[n], product[n]
-            np.multiply(x_n[:, :L], w_plane[0], out=y_n)                   # the first tap's shift is 0
-            for t, shift in enumerate(self.shifts[1:], 1):
-                y_n += np.multiply(x_n[:, shift:shift + L], w_plane[t], out=product_n)
+        def forward_share(share):                  # one thread's images, a chunk at a time
+            for n in self._chunks(share, L * x.itemsize):
+                y_n, x_n, product_n = y_flat[n], x_flat[n], product[n]
+                np.multiply(x_n[:, :L], w_plane[0], out=y_n)               # the first tap's shift is 0
+                for t, shift in enumerate(self.shifts[1:], 1):
+                    y_n += np.multiply(x_n[:, shift:shift + L], w_plane[t], out=product_n)
         self.shares = self._shares(x, weight)
         parallel.run(forward_share, self.shares)
         self.x, self.weight = x, weight            # backward lays x out flat again (in the workspace)
         y = y_flat.reshape(N, C, Hp, Wp)[:, :, :OH, :OW]
         return y.copy() if bias is None else y + bias.reshape(C, 1, 1)    # never a view of the workspace
+
+    def _chunks(self, share, image_bytes):
+        """The share cut into runs of images of about ``chunk_bytes`` (at least one image each)."""
+        n = max(1, self.chunk_bytes // image_bytes)
+        return [slice(start, min(start + n, share.stop)) for start in range(share.start, share.stop, n)]
 
     def _flat_input(self, x, workspace):
         """x zero-padded, each (Hp, Wp) plane laid flat, planes of an image one after the other, plus room
@@ -359,15 +371,16 @@ class DepthwiseConv2dFunction(Conv2dFunction):
             gx_flat.fill(0)
         product = workspace.get("depthwise_product", (N, L), gy.dtype)
 
-        def backward_share(n):                     # one thread's images: their part of gW, their gx
-            gW = np.empty((len(self.shifts), C), dtype=gy.dtype)
-            gy_n, product_n = gy_flat[n], product[n]
-            for t, shift in enumerate(self.shifts):
-                if needs_w:
-                    x_shifted = x_flat[n, shift:shift + L].reshape(-1, C, Hp * Wp)
-                    gW[t] = np.einsum("ncl,ncl->c", gy_n.reshape(-1, C, Hp * Wp), x_shifted)
-                if needs_x:
-                    gx_flat[n, shift:shift + L] += np.multiply(gy_n, w_plane[t], out=product_n)
+        def backward_share(share):                 # one thread's images: their part of gW, their gx
+            gW = np.zeros((len(self.shifts), C), dtype=gy.dtype)
+            for n in self._chunks(share, L * gy.itemsize):
+                gy_n, product_n = gy_flat[n], product[n]
+                for t, shift in enumerate(self.shifts):
+                    if needs_w:
+                        x_shifted = x_flat[n, shift:shift + L].reshape(-1, C, Hp * Wp)
+                        gW[t] += np.einsum("ncl,ncl->c", gy_n.reshape(-1, C, Hp * Wp), x_shifted)
+                    if needs_x:
+                        gx_flat[n, shift:shift + L] += np.multiply(gy_n, w_plane[t], out=product_n)
             return gW
         gWs = parallel.run(backward_share, self.shares)
         gW = sum(gWs[1:], gWs[0])
