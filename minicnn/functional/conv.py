@@ -398,8 +398,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     groups: split channels into independent groups (groups = C: depthwise).
     The algorithm is chosen from the arguments, the numbers are the same up to rounding: im2col + GEMM
     (``Conv2dFunction``), a direct depthwise sum (``DepthwiseConv2dFunction``, CPU) or Winograd
-    (``WinogradConv2dFunction``, CPU, stride 1: 3×3 with ≥ 64 channels, 1×7 and 7×1 with ≥ 128; see its
-    ``choose``).
+    (``WinogradConv2dFunction``, CPU, stride 1: 3×3 with ≥ 64 channels, 1×7 and 7×1 with ≥ 112, fewer
+    counted where the tiles overhang the output; see its ``choose``).
     """
     from .winograd import WinogradConv2dFunction     # it subclasses Conv2dFunction
     x_data, w_data = (a.data if isinstance(a, Tensor) else a for a in (x, weight))
