@@ -25,8 +25,10 @@ first copied channels last, rows outermost (``_planes``: (rows, n, columns, C)).
 every tile is then a GEMM per tile row — its L input rows are L consecutive rows of that array, each a
 long contiguous run — and B along the columns a GEMM (L×L)·(L×C) per tile, both handed to BLAS as
 one strided batch (``np.matmul`` of a view: no copy of the overlapping tiles). The output transform is
-two GEMMs (Aᵀ along a, then along b: ξ is the outermost axis of M) and a copy back to NCHW. (Written
-instead as sums and differences of whole arrays, the column transform took 3.6× as long.) Exactness:
+two GEMMs (Aᵀ along a, then along b: ξ is the outermost axis of M) and two copies back to NCHW (the
+tiles interleaved channels last, then one transposing copy). (Written instead as sums and differences
+of whole arrays, the column transform took 3.6× as long.) Each thread works through its images ~1 MiB
+of V at a time, so that the transforms' passes stay in its core's L2 cache. Exactness:
 the identity holds for every d and g, so in float64 the result equals the direct convolution to
 ~1e-14. In float32 the larger coefficients of F(4×4) cost accuracy: its largest error is 5–30×
 im2col's (measured: 2e-6 to 1.5e-5 of max|y| for 16–256 channels, im2col 2e-7 to 7e-7), as in every
@@ -46,7 +48,9 @@ long it is the trivial F(1, 1) (all matrices [[1]], no transform), so a 1×7 con
 of 1×8 inputs, 8 products per 2 outputs instead of 14 (1.75× fewer), with F(2, 7)'s matrices from the
 points 0, ±1, ±2, ±1/2 (coefficients up to 5.25: float32 error 1.5–7× im2col's, measured). Every step
 below is written for a (rows, columns) pair of such 1-D algorithms (``_Axis``), and skips the axis of
-F(1, 1). F(3, 7) would save more but its float32 error is 10–60× im2col's.
+F(1, 1). A 1×7 conv runs as the 7×1 conv of the images with H and W swapped (views): along the rows
+its input transform is one GEMM per tile row instead of one per tile. F(3, 7) would save more but its
+float32 error is 10–60× im2col's.
 
 As in ``Conv2dFunction`` (whose docstring explains it), the batch is shared out between the CPU
 threads and each thread works through its images a few at a time, so that a chunk's V and M stay
