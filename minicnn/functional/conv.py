@@ -363,7 +363,7 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         x_flat = self._flat_input(self.x, workspace) if needs_w else None
         w_plane = self._weight_planes(self.weight, workspace) if needs_x else None
         gy_flat = workspace.get("depthwise_gy", (N, C, Hp, Wp), gy.dtype)
-        gy_flat[:, :, OH:], gy_flat[:, :, :OH, OW:] = 0, 0                 # scratch positions are 0
+        gy_flat.fill(0)                            # scratch positions are 0 (one pass: faster than the strips)
         gy_flat[:, :, :OH, :OW] = gy
         gy_flat = gy_flat.reshape(N, L)
         gx_flat = workspace.get("depthwise_gx", (N, L + self.shifts[-1]), gy.dtype) if needs_x else None
