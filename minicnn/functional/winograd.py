@@ -321,7 +321,7 @@ class WinogradConv2dFunction(Conv2dFunction):
         """(axes, arrays, padding) as this conv computes them: a 1×k kernel runs as the k×1 conv of the
         images with H and W swapped (views of the NCHW arrays), since F(m, r) along the rows (the outer
         axis of the transforms' layout) makes one GEMM per tile row where along the columns it makes one
-        per tile (measured: the 7×1 layer step 0.81× the 1×7's time)."""
+        per tile (measured: 1×7 layer steps 0.93–0.97× the time they took with the column transform)."""
         axes = self._axes(weight)
         if weight.shape[2] == 1 and weight.shape[3] > 1:
             return axes[::-1], [a.swapaxes(2, 3) for a in arrays], self.padding[::-1]
