@@ -48,8 +48,8 @@ what BLAS makes of these shapes, not what minicnn spends.
 
 TF32. On the GPU both sides multiply float32 in full float32 unless ``--tf32``: the script sets
 ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32`` (whose default is
-True: cuDNN's convolutions would round to TF32) and ``minicnn.set_float32_matmul_precision``
-("highest", or "high" with ``--tf32``).
+True: cuDNN's convolutions would round to TF32) to ``--tf32``, and with it calls
+``minicnn.set_float32_matmul_precision("high")`` (minicnn's default is full float32).
 
 On a machine shared with other jobs wall-clock times swing by 2-3x; ``--threads 1 --clock cpu`` (one
 BLAS/OpenMP thread on both sides, CPU time of the process) is the stable alternative, because a
@@ -480,7 +480,8 @@ def main():
             torch.cuda.synchronize()
 
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
-        minicnn.set_float32_matmul_precision("high" if args.tf32 else "highest")
+        if args.tf32:                          # minicnn's default is full float32 already
+            minicnn.set_float32_matmul_precision("high")
 
     print(machine(args.device))
     print(f"float32 unless noted; median of {args.reps} interleaved runs ({args.pause} s pause, {args.settle} untimed step before each), {args.clock} clock; ratio = minicnn/torch"

@@ -176,15 +176,20 @@ def set_float32_matmul_precision(precision):
     if precision not in ("highest", "high", "medium"):
         raise ValueError(f"set_float32_matmul_precision: expected 'highest', 'high' or 'medium', "
                          f"got {precision!r}")
-    _matmul_precision = precision
     if gpu_available():
         _apply_matmul_precision(cupy(), tf32=precision != "highest")
+    _matmul_precision = precision
 
 
 def _apply_matmul_precision(cp, tf32):
     """Tell CuPy and cuBLAS whether float32 GEMMs may use TF32 (on compute capability ≥ 8.0 only)."""
-    from cupy._core import _routines_linalg as linalg          # CuPy's (private) GEMM dispatch
-    from cupy_backends.cuda.libs import cublas
+    try:
+        from cupy._core import _routines_linalg as linalg          # CuPy's (private) GEMM dispatch
+        from cupy_backends.cuda.libs import cublas
+        linalg.set_compute_type, linalg.COMPUTE_TYPE_TF32, cublas.setMathMode, cublas.CUBLAS_TF32_TENSOR_OP_MATH
+    except (ImportError, AttributeError) as error:
+        raise RuntimeError(f"set_float32_matmul_precision: this CuPy ({getattr(cp, '__version__', '?')}) lacks the "
+                           f"compute-type and cuBLAS math-mode calls it needs ({error})") from None
     tf32 = tf32 and int(cp.cuda.Device().compute_capability) >= 80
     linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT)
     cublas.setMathMode(cp.cuda.device.get_cublas_handle(),

@@ -146,6 +146,7 @@ def test_module_round_trip_to_cuda_keeps_the_parameter_objects_and_values():
 
 @pytest.fixture
 def restore_matmul_precision():
+    """Put the precision back (listed before monkeypatch, so that it runs after a fake GPU is gone)."""
     before = backend.get_float32_matmul_precision()
     yield
     backend.set_float32_matmul_precision(before)
@@ -191,7 +192,7 @@ def test_float32_matmul_precision_is_highest_by_default_and_checked(restore_matm
 
 @pytest.mark.parametrize("precision, tf32", [("high", True), ("medium", True), ("highest", False)])
 def test_float32_matmul_precision_sets_cupys_compute_type_and_the_cublas_math_mode(
-        precision, tf32, monkeypatch, restore_matmul_precision):
+        precision, tf32, restore_matmul_precision, monkeypatch):
     gpu = _FakeGPU(compute_capability="90")
     gpu.install(monkeypatch)
     minicnn.set_float32_matmul_precision(precision)
@@ -199,14 +200,23 @@ def test_float32_matmul_precision_sets_cupys_compute_type_and_the_cublas_math_mo
     assert gpu.calls == [("compute_type", np.dtype(np.float32), 7 if tf32 else 1), ("math_mode", 1234, 3 if tf32 else 0)]
 
 
-def test_tf32_is_not_asked_of_a_gpu_older_than_ampere(monkeypatch, restore_matmul_precision):
+def test_tf32_is_not_asked_of_a_gpu_older_than_ampere(restore_matmul_precision, monkeypatch):
     gpu = _FakeGPU(compute_capability="70")
     gpu.install(monkeypatch)
     minicnn.set_float32_matmul_precision("high")
     assert gpu.calls == [("compute_type", np.dtype(np.float32), 1), ("math_mode", 1234, 0)]
 
 
-def test_without_a_gpu_the_precision_is_only_recorded(monkeypatch, restore_matmul_precision):
+def test_a_cupy_without_the_calls_it_needs_is_a_clear_error(restore_matmul_precision, monkeypatch):
+    gpu = _FakeGPU(compute_capability="90")
+    del gpu.cublas.setMathMode
+    gpu.install(monkeypatch)
+    with pytest.raises(RuntimeError, match=r"set_float32_matmul_precision: this CuPy .* lacks .*setMathMode"):
+        minicnn.set_float32_matmul_precision("high")
+    assert minicnn.get_float32_matmul_precision() == "highest"          # not recorded as set
+
+
+def test_without_a_gpu_the_precision_is_only_recorded(restore_matmul_precision, monkeypatch):
     gpu = _FakeGPU(compute_capability="90")
     gpu.install(monkeypatch)
     monkeypatch.setattr(backend, "gpu_available", lambda: False)
