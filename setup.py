@@ -37,8 +37,12 @@ setup(
         # run `pip install cupy-cuda13x` instead. See README.md, "GPU".
         "gpu": ["cupy-cuda12x>=13"],
         # mpi4py + the mpich wheel: a working MPI (and mpiexec) without system packages, so that CI runs the
-        # `mpiexec -n 2` tests of minicnn.distributed.
-        "test": ["pytest>=7", "hypothesis>=6", "jupytext>=1.14", "mpi4py>=3.1", "mpich"],
+        # `mpiexec -n 2` tests of minicnn.distributed;
+        # numba too, so that CI runs the compiled CPU kernels (minicnn.cpu) as well as the NumPy path.
+        "test": ["pytest>=7", "hypothesis>=6", "jupytext>=1.14", "mpi4py>=3.1", "mpich", "numba>=0.59"],
+        # numba compiles minicnn.cpu's kernels (depthwise conv, batch norm): faster training on the CPU.
+        # Without it those ops take their NumPy path (the same numbers up to rounding).
+        "cpu": ["numba>=0.59"],
         # Data-parallel training (minicnn.distributed, `minicnn train --distributed`): MPI through mpi4py.
         # With a system MPI (Open MPI, Intel MPI, a cluster's MPICH) install mpi4py alone, built against it.
         "distributed": ["mpi4py>=3.1", "mpich"],

@@ -43,3 +43,14 @@ def xp(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=["numpy", "kernels"])
+def cpu_kernels(request):
+    """Which CPU path an op with compiled kernels (``minicnn.cpu``) takes: "numpy" (kernels off) or
+    "kernels" (on; skipped when numba is not installed). Yields True when the kernels are on."""
+    from minicnn import cpu
+    if request.param == "kernels" and not cpu.is_available():
+        pytest.skip("numba is not installed: the compiled CPU kernels are not available")
+    with cpu.flags(enabled=request.param == "kernels"):
+        yield request.param == "kernels"

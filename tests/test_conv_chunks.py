@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from minicnn import Tensor, backend
-from minicnn.functional.conv import Conv2dFunction, DepthwiseConv2dFunction, conv2d
+from minicnn.functional.conv import Conv2dFunction, conv2d
+from minicnn.functional.depthwise import DepthwiseConv2dFunction
 from minicnn.functional.im2col import conv_output_size
 
 
@@ -111,13 +112,18 @@ def test_input_gradient_as_a_convolution_equals_col2im(xp, monkeypatch, x_shape,
 
 @pytest.mark.parametrize("chunk_bytes", [2 ** 20, 1], ids=["one chunk", "one image per chunk"])
 @pytest.mark.parametrize("padding, dilation", [(1, 1), (0, 1), ((2, 1), (2, 1)), ((0, 3), (1, 2))])
-def test_direct_depthwise_path_equals_im2col_path(padding, dilation, chunk_bytes, monkeypatch):
+@pytest.mark.parametrize("stride", [1, 2, (1, 2)])
+def test_direct_depthwise_path_equals_im2col_path(padding, dilation, stride, chunk_bytes, cpu_kernels, monkeypatch):
+    if stride != 1 and not cpu_kernels:
+        pytest.skip("the NumPy depthwise path is for stride 1")
+    if cpu_kernels and chunk_bytes == 1:
+        pytest.skip("the kernels have no chunks")
     monkeypatch.setattr(DepthwiseConv2dFunction, "chunk_bytes", chunk_bytes)
     x, weight, bias = arrays((3, 5, 9, 8), 5, (3, 3), 5, seed=3)
     gy = None
     results = []
     for function in (DepthwiseConv2dFunction, Conv2dFunction):
-        f = function(1, padding, dilation, 5)
+        f = function(stride, padding, dilation, 5)
         f.needs_input_grad = (True, True, True)
         y = f.forward(x, weight, bias)
         gy = np.random.default_rng(4).standard_normal(y.shape) if gy is None else gy
@@ -126,14 +132,21 @@ def test_direct_depthwise_path_equals_im2col_path(padding, dilation, chunk_bytes
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=what)
 
 
-def test_conv2d_takes_the_direct_path_for_stride_1_depthwise_on_the_cpu_only():
+def test_conv2d_takes_the_direct_path_for_depthwise_on_the_cpu_any_stride_with_the_kernels(cpu_kernels):
     x, weight, _ = arrays((2, 4, 6, 6), 4, (3, 3), 4)
-    assert isinstance(conv2d(Tensor(x, requires_grad=True), weight, groups=4, padding=1).creator,
-                      DepthwiseConv2dFunction)
-    for hyper in (dict(groups=4, stride=2), dict(groups=2)):
-        w = weight if hyper["groups"] == 4 else arrays((2, 4, 6, 6), 4, (3, 3), 2)[1]
-        y = conv2d(Tensor(x, requires_grad=True), w, **hyper)
-        assert type(y.creator) is Conv2dFunction
+    y = conv2d(Tensor(x, requires_grad=True), weight, groups=4, padding=1)
+    assert isinstance(y.creator, DepthwiseConv2dFunction) and y.creator.by_kernels == cpu_kernels
+    strided = conv2d(Tensor(x, requires_grad=True), weight, groups=4, stride=2)
+    assert type(strided.creator) is (DepthwiseConv2dFunction if cpu_kernels else Conv2dFunction)
+    grouped = conv2d(Tensor(x, requires_grad=True), arrays((2, 4, 6, 6), 4, (3, 3), 2)[1], groups=2)
+    assert type(grouped.creator) is Conv2dFunction
+
+
+def test_the_numpy_depthwise_path_refuses_a_stride_it_cannot_do():
+    x, weight, _ = arrays((2, 4, 6, 6), 4, (3, 3), 4)
+    from minicnn import cpu
+    with cpu.flags(enabled=False), pytest.raises(ValueError, match=r"depthwise.*stride must be \(1, 1\).*got \(2, 2\)"):
+        DepthwiseConv2dFunction(2, 1, 1, 4).forward(x, weight)
 
 
 # ------------------------------------------------------------------ memory ---------------------

@@ -1,0 +1,147 @@
+"""minicnn.cpu: the compiled CPU kernels (numba) against the NumPy path and the naive references,
+their gradients against finite differences, their threads, and the switch that turns them off.
+
+The kernels are optional: every test that runs one skips when numba is not installed. The ops'
+own test files run both paths too (the ``cpu_kernels`` fixture of conftest.py).
+"""
+import importlib
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import Tensor, cpu, parallel
+from minicnn.cpu import depthwise_kernels
+from minicnn.functional.conv import conv2d
+from minicnn.functional.depthwise import DepthwiseConv2dFunction
+from minicnn.gradcheck import gradcheck
+
+from test_conv import naive_conv2d
+
+needs_numba = pytest.mark.skipif(not cpu.is_available(), reason="numba is not installed")
+
+
+def random(shape, seed, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@pytest.fixture
+def threads():
+    saved = minicnn.get_num_threads()
+    yield minicnn.set_num_threads
+    minicnn.set_num_threads(saved)
+
+
+# ------------------------------------------------------------------ the switch -----------------
+
+def test_kernels_apply_only_to_one_float32_or_float64_dtype_of_numpy_arrays_when_enabled():
+    a32, a64, a16 = np.zeros(3, np.float32), np.zeros(3), np.zeros(3, np.float16)
+    with cpu.flags(enabled=True):
+        assert cpu.kernels_apply(a32, a32) == cpu.kernels_apply(a64) == cpu.is_available()
+        assert not cpu.kernels_apply(a16) and not cpu.kernels_apply(a32, a64) and not cpu.kernels_apply()
+    with cpu.flags(enabled=False):
+        assert not cpu.kernels_apply(a32)
+
+
+def test_flags_restore_the_previous_setting_even_after_an_error():
+    before = cpu.enabled
+    with pytest.raises(KeyError):
+        with cpu.flags(enabled=not before):
+            assert cpu.enabled is (not before)
+            raise KeyError("inside")
+    assert cpu.enabled is before
+
+
+@pytest.mark.parametrize("value, enabled", [("0", False), ("false", False), ("no", False), ("1", True), ("", True)])
+def test_the_environment_variable_sets_the_default(monkeypatch, value, enabled):
+    monkeypatch.setenv("MINICNN_CPU_KERNELS", value)
+    try:
+        assert importlib.reload(cpu).enabled is enabled
+    finally:
+        monkeypatch.delenv("MINICNN_CPU_KERNELS")
+        importlib.reload(cpu)
+
+
+def test_a_kernel_without_numba_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(cpu, "_numba", False)
+    assert not cpu.is_available() and not cpu.kernels_apply(np.zeros(2))
+    kernel = cpu.jit(lambda a: a)
+    with pytest.raises(RuntimeError, match=r"minicnn.cpu: <lambda> needs numba.*pip install 'minicnn\[cpu\]'"):
+        kernel(np.zeros(2))
+
+
+# ------------------------------------------------------------------ depthwise conv -------------
+
+DEPTHWISE = {   # x shape, kernel, stride, padding, dilation
+    "3x3 same":        ((2, 4, 6, 7), (3, 3), 1, 1, 1),
+    "3x3 stride 2":    ((2, 3, 9, 8), (3, 3), 2, 1, 1),
+    "5x3 mixed":       ((2, 3, 10, 11), (5, 3), (2, 1), (2, 0), (1, 2)),
+    "dilated, no pad": ((1, 2, 8, 8), (3, 3), 1, 0, 2),
+    "1x1 stride 3":    ((2, 3, 7, 7), (1, 1), 3, 0, 1),
+    "wider than tall": ((2, 2, 3, 17), (3, 3), (1, 3), (1, 2), 1),
+}
+
+
+def depthwise_arrays(name, seed, dtype=np.float64):
+    x_shape, kernel, stride, padding, dilation = DEPTHWISE[name]
+    C = x_shape[1]
+    x, w, b = random(x_shape, seed, dtype), random((C, 1, *kernel), seed + 1, dtype), random((C,), seed + 2, dtype)
+    return x, w, b, dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("name", DEPTHWISE)
+def test_depthwise_kernels_forward_equals_the_naive_convolution(name, dtype, tolerance):
+    x, w, b, hyper = depthwise_arrays(name, 0, dtype)
+    with cpu.flags(enabled=True):
+        y = conv2d(Tensor(x, requires_grad=True), w, b, **hyper)
+    assert isinstance(y.creator, DepthwiseConv2dFunction) and y.creator.by_kernels and y.dtype == dtype
+    expected = naive_conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **hyper)
+    np.testing.assert_allclose(y.data, expected, rtol=tolerance, atol=tolerance)
+
+
+@needs_numba
+@pytest.mark.parametrize("name", DEPTHWISE)
+def test_depthwise_kernels_gradients_match_finite_differences(name):
+    x, w, b, hyper = depthwise_arrays(name, 10)
+    with cpu.flags(enabled=True):
+        gradcheck(lambda x, w, b: conv2d(x, w, b, **hyper), [Tensor(a, requires_grad=True) for a in (x, w, b)])
+        gradcheck(lambda x, w: conv2d(x, w, **hyper), [Tensor(x, requires_grad=True), Tensor(w)])
+        gradcheck(lambda x, w: conv2d(x, w, **hyper), [Tensor(x), Tensor(w, requires_grad=True)])
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["3x3 same", "3x3 stride 2"])
+def test_depthwise_kernels_give_the_same_numbers_on_one_thread_or_on_several(name, threads, monkeypatch):
+    monkeypatch.setattr(DepthwiseConv2dFunction, "min_share_columns", 1)     # even tiny batches are shared
+    x, w, b, hyper = depthwise_arrays(name, 20)
+    x = np.concatenate([x] * 3)                    # 6 images: shares of 3, 2 and 2, or 6
+    results = []
+    for n in (1, 3):
+        threads(n)
+        xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
+        with cpu.flags(enabled=True):
+            y = conv2d(xt, wt, bt, **hyper)
+            assert len(y.creator.shares) == n
+            y.backward(random(y.shape, 21))
+        results.append((y.data, xt.grad.data, wt.grad.data, bt.grad.data))
+    for one, several, what in zip(*results, ("y", "gx", "gW", "gb")):
+        np.testing.assert_allclose(several, one, rtol=1e-13, atol=1e-13, err_msg=what)
+
+
+@needs_numba
+def test_depthwise_kernels_compiled_equal_their_plain_python_loops():
+    # The kernels are Python: run uncompiled (.py_func) on a tiny input, they give the same numbers.
+    x, w, b, hyper = depthwise_arrays("5x3 mixed", 30)
+    args = (hyper["stride"] if isinstance(hyper["stride"], tuple) else (hyper["stride"],) * 2) + (2, 0, 1, 2)
+    gy = random((2, 3, 3, 11), 31)
+    outputs = []
+    for forward, backward in ((depthwise_kernels.depthwise_forward, depthwise_kernels.depthwise_backward),
+                              (depthwise_kernels.depthwise_forward.py_func, depthwise_kernels.depthwise_backward.py_func)):
+        y, gx, gw = np.empty((2, 3, 3, 11)), np.empty_like(x), np.zeros((3, 5, 3))
+        forward(x, w[:, 0], b, y, 0, 2, *args)
+        backward(x, w[:, 0], gy, gx, gw, 0, 2, *args)
+        outputs.append((y, gx, gw))
+    for compiled, python, what in zip(*outputs, ("y", "gx", "gW")):
+        np.testing.assert_allclose(compiled, python, rtol=1e-13, atol=1e-13, err_msg=what)
