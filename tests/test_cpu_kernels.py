@@ -145,3 +145,98 @@ def test_depthwise_kernels_compiled_equal_their_plain_python_loops():
         outputs.append((y, gx, gw))
     for compiled, python, what in zip(*outputs, ("y", "gx", "gW")):
         np.testing.assert_allclose(compiled, python, rtol=1e-13, atol=1e-13, err_msg=what)
+
+
+# ------------------------------------------------------------------ batch norm -----------------
+
+def batch_norm_step(x, training, relu, enabled, seed=40):
+    """batch_norm(_relu) forward + backward with the kernels on or off: y, gx, gγ, gβ, running μ, σ²."""
+    C = x.shape[1]
+    rng = np.random.default_rng(seed)
+    gamma, beta, gy = rng.standard_normal(C), rng.standard_normal(C), rng.standard_normal(x.shape)
+    gamma, beta, gy = (a.astype(x.dtype) for a in (gamma, beta, gy))
+    running_mean, running_var = np.full(C, 0.5, x.dtype), np.full(C, 2.0, x.dtype)
+    xt, gt, bt = (Tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    with cpu.flags(enabled=enabled):
+        op = minicnn.functional.batch_norm_relu if relu else minicnn.functional.batch_norm
+        y = op(xt, running_mean, running_var, gt, bt, training=training)
+        assert y.creator.by_kernels == (enabled and x.ndim > 2)
+        y.backward(gy)
+    return y.data, xt.grad.data, gt.grad.data, bt.grad.data, running_mean, running_var
+
+
+@needs_numba
+@pytest.mark.parametrize("relu", [False, True], ids=["bn", "bn+relu"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (3, 2, 7), (2, 4, 1, 1)])
+def test_batch_norm_kernels_equal_the_numpy_path(shape, training, relu):
+    x = random(shape, 41) * 3 + 1
+    kernels, numpy_path = (batch_norm_step(x, training, relu, enabled) for enabled in (True, False))
+    for a, b, what in zip(kernels, numpy_path, ("y", "gx", "gγ", "gβ", "running_mean", "running_var")):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=what)
+
+
+@needs_numba
+def test_batch_norm_kernels_leave_2d_inputs_to_the_numpy_path():
+    batch_norm_step(random((6, 3), 42), True, False, enabled=True)      # asserts by_kernels is False
+
+
+@needs_numba
+@pytest.mark.parametrize("relu", [False, True], ids=["bn", "bn+relu"])
+def test_batch_norm_kernels_in_float32_are_close_to_float64(relu):
+    # 2,304 values per channel: sums in float32 per row of 144, in float64 across the rows.
+    x = (random((16, 4, 12, 12), 43) * 3 + 1).astype(np.float32)
+    exact = batch_norm_step(x.astype(np.float64), True, relu, enabled=False)    # the same inputs, in float64
+    for got, e, what in zip(batch_norm_step(x, True, relu, enabled=True), exact,
+                            ("y", "gx", "gγ", "gβ", "running_mean", "running_var")):
+        assert got.dtype == np.float32 and np.abs(got - e).max() <= 1e-5 * np.abs(e).max(), what
+
+
+@needs_numba
+def test_batch_norm_relu_kernel_keeps_a_nan_a_nan():
+    x = random((2, 2, 3, 3), 44)
+    x[1, 0, 2, 1] = np.nan
+    with cpu.flags(enabled=True):
+        y = minicnn.functional.batch_norm_relu(Tensor(x), None, None, training=True)
+    assert np.isnan(y.data[:, 0]).all() and not np.isnan(y.data[:, 1]).any()     # channel 0's μ is NaN
+
+
+@needs_numba
+@pytest.mark.parametrize("relu", [False, True], ids=["bn", "bn+relu"])
+def test_batch_norm_kernels_give_the_same_numbers_on_one_thread_or_on_several(relu, threads, monkeypatch):
+    from minicnn.functional.norm import BatchNorm
+    monkeypatch.setattr(BatchNorm, "min_share", 1)                            # even tiny inputs are shared
+    x = random((3, 5, 4, 4), 45)
+    results = []
+    for n in (1, 3):
+        threads(n)
+        results.append(batch_norm_step(x, True, relu, enabled=True))
+    for one, several, what in zip(*results, ("y", "gx", "gγ", "gβ", "running_mean", "running_var")):
+        np.testing.assert_array_equal(several, one, err_msg=what)           # channels are independent
+
+
+@needs_numba
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batch_norm_kernels_gradients_match_finite_differences(training):
+    x, gamma, beta = random((3, 2, 3, 4), 46), random((2,), 47), random((2,), 48)
+    for op in (minicnn.functional.batch_norm, minicnn.functional.batch_norm_relu):
+        with cpu.flags(enabled=True):
+            gradcheck(lambda x, g, b: op(x, np.full(2, 0.3), np.full(2, 1.7), g, b, training=training),
+                      [Tensor(a, requires_grad=True) for a in (x, gamma, beta)])
+
+
+@needs_numba
+def test_batch_norm_kernels_compiled_equal_their_plain_python_loops():
+    from minicnn.cpu import norm_kernels
+    x, gy = random((2, 3, 5), 49), random((2, 3, 5), 50)
+    gamma, beta = random((3,), 51), random((3,), 52)
+    outputs = []
+    for forward, backward in ((norm_kernels.batch_norm_forward, norm_kernels.batch_norm_backward),
+                              (norm_kernels.batch_norm_forward.py_func, norm_kernels.batch_norm_backward.py_func)):
+        mean, var, inv_std, y = np.empty(3), np.empty(3), np.empty(3), np.empty_like(x)
+        forward(x, gamma, beta, mean, var, inv_std, y, 0, 3, 1e-5, True, True)
+        gx, g_gamma, g_beta = np.empty_like(x), np.empty(3), np.empty(3)
+        backward(x, gy, y, mean, inv_std, gamma, gx, g_gamma, g_beta, 0, 3, True, True, True)
+        outputs.append((y, mean, var, gx, g_gamma, g_beta))
+    for compiled, python, what in zip(*outputs, ("y", "μ", "σ²", "gx", "gγ", "gβ")):
+        np.testing.assert_allclose(compiled, python, rtol=1e-13, atol=1e-13, err_msg=what)

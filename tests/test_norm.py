@@ -3,6 +3,8 @@
 Forward passes are checked against naive loop references written from the formulas, backward
 passes with float64 gradient checks (random upstream gradient), running statistics against a
 NumPy re-computation, and, when PyTorch is installed, everything against PyTorch as an oracle.
+The batch norm tests that take the ``cpu_kernels`` fixture run on both CPU paths: the NumPy passes
+and the compiled kernels of ``minicnn.cpu`` (when numba is installed).
 """
 import numpy as np
 import pytest
@@ -71,7 +73,7 @@ def alexnet_paper_lrn(a, k=2.0, n=5, alpha=1e-4, beta=0.75):
 # ------------------------------------------------------------------ batch_norm: forward --------
 
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 2)])
-def test_batch_norm_training_forward_matches_naive_reference(xp, rng, shape):
+def test_batch_norm_training_forward_matches_naive_reference(xp, rng, shape, cpu_kernels):
     x = rng.standard_normal(shape) * 3 + 1
     gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
     y = batch_norm(xp.asarray(x), None, None, xp.asarray(gamma), xp.asarray(beta), training=True, eps=1e-3)
@@ -79,7 +81,7 @@ def test_batch_norm_training_forward_matches_naive_reference(xp, rng, shape):
 
 
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 2)])
-def test_batch_norm_eval_forward_uses_running_statistics(xp, rng, shape):
+def test_batch_norm_eval_forward_uses_running_statistics(xp, rng, shape, cpu_kernels):
     x = rng.standard_normal(shape)
     mean, var = rng.standard_normal(3), rng.random(3) + 0.5
     gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
@@ -102,7 +104,7 @@ def test_batch_norm_without_running_statistics_uses_batch_statistics_in_eval(xp,
                                   to_numpy(batch_norm(x, None, None, training=True)))
 
 
-def test_batch_norm_updates_running_statistics_in_place_with_unbiased_variance(xp, rng):
+def test_batch_norm_updates_running_statistics_in_place_with_unbiased_variance(xp, rng, cpu_kernels):
     momentum = 0.3
     running_mean, running_var = xp.zeros(3), xp.ones(3)
     ids = id(running_mean), id(running_var)
@@ -127,7 +129,7 @@ def test_batch_norm_in_eval_leaves_running_statistics_alone(xp, rng):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_keeps_float32(xp, rng, training):
+def test_batch_norm_keeps_float32(xp, rng, training, cpu_kernels):
     x = Tensor(xp.asarray(rng.standard_normal((4, 3, 2, 2)), np.float32), requires_grad=True)
     gamma = Tensor(xp.ones(3, np.float32), requires_grad=True)
     beta = Tensor(xp.zeros(3, np.float32), requires_grad=True)
@@ -144,7 +146,7 @@ def test_batch_norm_keeps_float32(xp, rng, training):
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("shape", [(5, 3), (3, 3, 2, 3)], ids=["2d", "4d"])
-def test_batch_norm_gradcheck(xp, rng, training, shape):
+def test_batch_norm_gradcheck(xp, rng, training, shape, cpu_kernels):
     running_mean, running_var = xp.asarray(rng.standard_normal(3)), xp.asarray(rng.random(3) + 0.5)
 
     def fn(x, weight, bias):
@@ -156,7 +158,7 @@ def test_batch_norm_gradcheck(xp, rng, training, shape):
 
 
 @pytest.mark.parametrize("shape", [(4, 2), (2, 2, 3, 2)], ids=["2d", "4d"])
-def test_batch_norm_gradcheck_with_batch_statistics_and_no_affine(xp, rng, shape):
+def test_batch_norm_gradcheck_with_batch_statistics_and_no_affine(xp, rng, shape, cpu_kernels):
     gradcheck(lambda x: batch_norm(x, None, None, training=True), [leaf(xp, rng.standard_normal(shape))])
 
 
@@ -176,7 +178,7 @@ def away_from_relu_kink(xp, rng, shape, training, margin=1e-3):
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("shape", [(6, 3), (3, 3, 2, 3)], ids=["2d", "4d"])
-def test_batch_norm_relu_equals_relu_of_batch_norm_with_gradients(xp, rng, training, shape):
+def test_batch_norm_relu_equals_relu_of_batch_norm_with_gradients(xp, rng, training, shape, cpu_kernels):
     (x, gamma, beta), mean, var = away_from_relu_kink(xp, rng, shape, training)
     stats = [(mean.copy(), var.copy()) for _ in range(2)]
     fused = batch_norm_relu(x, *stats[0], gamma, beta, training=training, momentum=0.3)
@@ -197,7 +199,7 @@ def test_batch_norm_relu_equals_relu_of_batch_norm_with_gradients(xp, rng, train
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("shape", [(5, 3), (3, 3, 2, 3)], ids=["2d", "4d"])
-def test_batch_norm_relu_gradcheck(xp, rng, training, shape):
+def test_batch_norm_relu_gradcheck(xp, rng, training, shape, cpu_kernels):
     inputs, mean, var = away_from_relu_kink(xp, rng, shape, training, margin=1e-2)
 
     def fn(x, weight, bias):
@@ -206,7 +208,7 @@ def test_batch_norm_relu_gradcheck(xp, rng, training, shape):
     gradcheck(fn, inputs)
 
 
-def test_batch_norm_relu_keeps_float32_and_names_itself_in_errors(xp, rng):
+def test_batch_norm_relu_keeps_float32_and_names_itself_in_errors(xp, rng, cpu_kernels):
     x = Tensor(xp.asarray(rng.standard_normal((4, 3, 2, 2)), np.float32), requires_grad=True)
     y = batch_norm_relu(x, None, None, training=True)
     y.backward(xp.ones(y.shape, np.float32))
@@ -431,7 +433,7 @@ def test_local_response_norm_layer_matches_functional(rng):
 # ------------------------------------------------------------------ PyTorch as an oracle -------
 
 @pytest.mark.parametrize("momentum", [0.1, None])
-def test_batchnorm2d_matches_pytorch_over_training_and_eval(rng, momentum):
+def test_batchnorm2d_matches_pytorch_over_training_and_eval(rng, momentum, cpu_kernels):
     torch = pytest.importorskip("torch")
     ours, theirs = BatchNorm2d(3, momentum=momentum), torch.nn.BatchNorm2d(3, momentum=momentum)
     gamma, beta = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
