@@ -7,6 +7,7 @@
     PYTHONPATH=. python benchmarks/bench.py --device cuda             # the GPU rows (ResNet-50 with AMP)
     PYTHONPATH=. python benchmarks/bench.py --keep-freed-memory       # malloc keeps freed memory (both)
     PYTHONPATH=. python benchmarks/bench.py --no-winograd             # minicnn's 3×3 convs by im2col only
+    PYTHONPATH=. python benchmarks/bench.py --no-cpu-kernels          # minicnn without numba's kernels
     PYTHONPATH=. python benchmarks/bench.py --layers --gemm           # + each layer's GEMMs against the peak
     PYTHONPATH=. python benchmarks/bench.py --device cuda --tf32      # TF32 on both sides (default: off)
 
@@ -57,6 +58,7 @@ single thread's CPU time does not include the time it waited for a core.
 """
 import argparse
 import gc
+import importlib
 import os
 import platform
 import resource
@@ -182,6 +184,10 @@ def machine(device):
     import torch
     text = (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, numpy {np.__version__}, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), minicnn {minicnn.get_num_threads()} threads")
+    if device == "cpu":
+        from minicnn import cpu as kernels
+        text += (f", CPU kernels: numba {importlib.import_module('numba').__version__}"
+                 if kernels.kernels_apply(np.zeros(1, np.float32)) else ", CPU kernels: off (NumPy path)")
     if device == "cuda":
         cp = minicnn.backend.cupy()
         text += f"; {torch.cuda.get_device_name()}, CuPy {cp.__version__}"
@@ -410,7 +416,8 @@ def rss_in_child(kind, name, library, args):
     """Peak RSS growth (MiB) over two steps of one library, run in a fresh process of its own (in
     this one both libraries share the allocator's heap, which hides what each of them needs)."""
     command = [sys.executable, os.path.abspath(__file__), "--rss-child", kind, name, library,
-               "--threads", str(args.threads)] + (["--no-winograd"] if args.no_winograd else [])
+               "--threads", str(args.threads)] + (["--no-winograd"] if args.no_winograd else []) + (
+                   ["--no-cpu-kernels"] if args.no_cpu_kernels else [])
     result = subprocess.run(command, capture_output=True, text=True)
     try:
         return float(result.stdout.split()[-1])
@@ -444,6 +451,8 @@ def main():
                         help="cpu: process CPU time, meaningful with --threads 1 on the CPU only")
     parser.add_argument("--no-winograd", action="store_true",
                         help="minicnn's convs by im2col only (no Winograd), to compare")
+    parser.add_argument("--no-cpu-kernels", action="store_true",
+                        help="minicnn without its compiled CPU kernels (minicnn.cpu: batch norm, depthwise conv)")
     parser.add_argument("--gemm", action="store_true",
                         help="also the matmul peak and each layer's im2col GEMMs against it (see docstring)")
     parser.add_argument("--tf32", action="store_true",
@@ -453,6 +462,8 @@ def main():
     if args.no_winograd:
         from minicnn.functional.winograd import WinogradConv2dFunction
         WinogradConv2dFunction.min_channels = dict.fromkeys(WinogradConv2dFunction.min_channels, float("inf"))
+    if args.no_cpu_kernels:
+        minicnn.cpu.enabled = False
     if args.rss_child:
         import torch
         torch.set_num_threads(args.threads or os.cpu_count())

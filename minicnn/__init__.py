@@ -17,7 +17,7 @@ from .backend import (default_dtype, get_array_module, get_default_dtype, get_fl
 __version__ = "0.1.0"
 
 _SUBMODULES = ("functional", "nn", "optim", "data", "models", "training", "gradcheck", "viz", "parallel",
-               "backend", "autograd", "serialization", "cli", "cuda", "random", "distributed", "memory")
+               "backend", "autograd", "serialization", "cli", "cpu", "cuda", "random", "distributed", "memory")
 
 
 def __getattr__(name):

@@ -240,3 +240,11 @@ def test_batch_norm_kernels_compiled_equal_their_plain_python_loops():
         outputs.append((y, mean, var, gx, g_gamma, g_beta))
     for compiled, python, what in zip(*outputs, ("y", "μ", "σ²", "gx", "gγ", "gβ")):
         np.testing.assert_allclose(compiled, python, rtol=1e-13, atol=1e-13, err_msg=what)
+
+
+def test_importing_minicnn_does_not_import_numba():
+    import subprocess
+    import sys
+    code = ("import sys, minicnn, minicnn.functional, minicnn.nn, minicnn.models; minicnn.cpu.enabled; "
+            "assert 'numba' not in sys.modules, 'numba was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

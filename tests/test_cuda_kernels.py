@@ -8,6 +8,7 @@ it expects were launched, and compares: bit for bit where the kernel does the CP
 CPU's order (im2col, col2im, max pooling, batch norm), to rounding where a sum runs in another order
 or a libm function differs (LRN's power, cross-entropy's exp/log and row sums). The sources are also
 compiled with nvcc, and when a GPU is present the ``gpu`` tests run the same comparisons on CuPy.
+"The CPU path" is NumPy's: the compiled CPU kernels of ``minicnn.cpu`` are off in this file.
 """
 import re
 import shutil
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 import minicnn.functional as F
-from minicnn import backend
+from minicnn import backend, cpu
 from minicnn.autograd import Tensor
 from minicnn.cuda import im2col_kernels, launch, loss_kernels, norm_kernels, pool_kernels
 from minicnn.functional.im2col import col2im_by_slices, im2col_by_slices
@@ -27,6 +28,13 @@ from cuda_emulator import EmulatedCupy, compiler, emulated_gpu
 
 MODULES = {"im2col": im2col_kernels, "pool": pool_kernels, "norm": norm_kernels, "loss": loss_kernels}
 TOLERANCE = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
+
+
+@pytest.fixture(autouse=True)
+def numpy_cpu_path():
+    """The CPU reference is the NumPy path, whose order of operations the CUDA kernels follow."""
+    with cpu.flags(enabled=False):
+        yield
 
 
 @pytest.fixture(scope="module")

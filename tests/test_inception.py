@@ -453,12 +453,14 @@ def fit(model, optimizer, x, y, steps, batch=64, seed=0):
     return losses, correct
 
 
-def test_loss_falls_over_a_few_steps_at_reduced_width():
-    """Full depth at 1/16 width, one batch of 16 images seen 8 times: the combined loss must drop."""
+def test_loss_falls_over_a_few_steps_at_reduced_width(cpu_kernels):
+    """Full depth at 1/16 width, one batch of 16 images seen 12 times: the combined loss must drop
+    by 30 %. (After 8 steps it had dropped by 20–38 % over seeds 0–6 and both CPU paths: the path of
+    this small net at lr 0.1 depends on float32 rounding, so 8 steps passed by luck of the seed.)"""
     minicnn.manual_seed(0)
     x, y = fashion_subset(16)
     model = I.inception_v3(10, 1, small_input=True, width_mult=1 / 16)
-    losses, _ = fit(model, optim.SGD(model.parameters(), lr=0.1, momentum=0.9), x, y, steps=8, batch=16)
+    losses, _ = fit(model, optim.SGD(model.parameters(), lr=0.1, momentum=0.9), x, y, steps=12, batch=16)
     assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0]
 
 

@@ -21,8 +21,12 @@ def threads():
 
 
 def blas_threads():
+    """The thread counts of the BLAS libraries minicnn holds: those loaded when its first parallel region
+    ran (NumPy's). Others loaded later (importing numba loads SciPy's OpenBLAS) are not minicnn's GEMMs'."""
     from threadpoolctl import threadpool_info
-    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    controller = parallel._blas_controller()
+    ours = {lib.filepath for lib in controller.lib_controllers} if controller else set()
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas" and lib["filepath"] in ours]
 
 
 def test_set_and_get_num_threads(threads):
