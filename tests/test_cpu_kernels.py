@@ -72,8 +72,9 @@ def test_a_kernel_without_numba_is_a_clear_error(monkeypatch):
 
 # ------------------------------------------------------------------ depthwise conv -------------
 
-DEPTHWISE = {   # x shape, kernel, stride, padding, dilation
+DEPTHWISE = {   # x shape, kernel, stride, padding, dilation (3×3 stride 1: depthwise3x3_*, else the general kernels)
     "3x3 same":        ((2, 4, 6, 7), (3, 3), 1, 1, 1),
+    "3x3 dilated (2, 1), pad (0, 2)": ((2, 3, 9, 6), (3, 3), 1, (0, 2), (2, 1)),
     "3x3 stride 2":    ((2, 3, 9, 8), (3, 3), 2, 1, 1),
     "5x3 mixed":       ((2, 3, 10, 11), (5, 3), (2, 1), (2, 0), (1, 2)),
     "dilated, no pad": ((1, 2, 8, 8), (3, 3), 1, 0, 2),
@@ -131,17 +132,24 @@ def test_depthwise_kernels_give_the_same_numbers_on_one_thread_or_on_several(nam
 
 
 @needs_numba
-def test_depthwise_kernels_compiled_equal_their_plain_python_loops():
+@pytest.mark.parametrize("name", ["5x3 mixed", "3x3 dilated (2, 1), pad (0, 2)"])
+def test_depthwise_kernels_compiled_equal_their_plain_python_loops(name):
     # The kernels are Python: run uncompiled (.py_func) on a tiny input, they give the same numbers.
-    x, w, b, hyper = depthwise_arrays("5x3 mixed", 30)
-    args = (hyper["stride"] if isinstance(hyper["stride"], tuple) else (hyper["stride"],) * 2) + (2, 0, 1, 2)
-    gy = random((2, 3, 3, 11), 31)
+    x, w, b, hyper = depthwise_arrays(name, 30)
+    f = DepthwiseConv2dFunction(hyper["stride"], hyper["padding"], hyper["dilation"], hyper["groups"])
+    three = f._three_by_three(w[:, 0])
+    assert three == (name != "5x3 mixed")
+    kernels = (("depthwise3x3_forward", "depthwise3x3_backward") if three else ("depthwise_forward", "depthwise_backward"))
+    geometry = (() if three else f.stride) + f.padding + f.dilation
+    y_shape = conv2d(x, w, **hyper).shape
+    gy = random(y_shape, 31)
     outputs = []
-    for forward, backward in ((depthwise_kernels.depthwise_forward, depthwise_kernels.depthwise_backward),
-                              (depthwise_kernels.depthwise_forward.py_func, depthwise_kernels.depthwise_backward.py_func)):
-        y, gx, gw = np.empty((2, 3, 3, 11)), np.empty_like(x), np.zeros((3, 5, 3))
-        forward(x, w[:, 0], b, y, 0, 2, *args)
-        backward(x, w[:, 0], gy, gx, gw, 0, 2, *args)
+    for compiled in (True, False):
+        forward, backward = (getattr(depthwise_kernels, k) if compiled else getattr(depthwise_kernels, k).py_func
+                             for k in kernels)
+        y, gx, gw = np.empty(y_shape), np.empty_like(x), np.zeros(w[:, 0].shape)
+        forward(x, w[:, 0], b, y, 0, 2, *geometry)
+        backward(x, w[:, 0], gy, gx, gw, 0, 2, *geometry)
         outputs.append((y, gx, gw))
     for compiled, python, what in zip(*outputs, ("y", "gx", "gW")):
         np.testing.assert_allclose(compiled, python, rtol=1e-13, atol=1e-13, err_msg=what)

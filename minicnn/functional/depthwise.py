@@ -114,9 +114,17 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         b = np.zeros(C, x.dtype) if bias is None else np.ascontiguousarray(bias)
         y = np.empty((N, C, OH, OW), dtype=x.dtype)
         self.shares, self.x, self.w = self._shares(x, weight), x, w
-        parallel.run(lambda share: depthwise_kernels.depthwise_forward(
-            x, w, b, y, share.start, share.stop, *self.stride, *self.padding, *self.dilation), self.shares)
+        if self._three_by_three(w):
+            parallel.run(lambda share: depthwise_kernels.depthwise3x3_forward(
+                x, w, b, y, share.start, share.stop, *self.padding, *self.dilation), self.shares)
+        else:
+            parallel.run(lambda share: depthwise_kernels.depthwise_forward(
+                x, w, b, y, share.start, share.stop, *self.stride, *self.padding, *self.dilation), self.shares)
         return y
+
+    def _three_by_three(self, w):
+        """The kernels' special case: 3×3, stride 1 (MobileNet's depthwise layers but the strided ones)."""
+        return w.shape[1:] == (3, 3) and self.stride == (1, 1)
 
     def _backward_by_kernels(self, gy):
         (needs_x, needs_w), gy = self.needs_input_grad[:2], np.ascontiguousarray(gy)
@@ -124,8 +132,12 @@ class DepthwiseConv2dFunction(Conv2dFunction):
 
         def backward_share(share):                 # one thread's images: their gx, their part of gW
             gW = np.zeros(self.w.shape, dtype=gy.dtype)
-            depthwise_kernels.depthwise_backward(self.x, self.w, gy, gx, gW, share.start, share.stop, *self.stride,
-                                                 *self.padding, *self.dilation)
+            if self._three_by_three(self.w):
+                depthwise_kernels.depthwise3x3_backward(self.x, self.w, gy, gx, gW, share.start, share.stop,
+                                                        *self.padding, *self.dilation)
+            else:
+                depthwise_kernels.depthwise_backward(self.x, self.w, gy, gx, gW, share.start, share.stop,
+                                                     *self.stride, *self.padding, *self.dilation)
             return gW
         gWs = parallel.run(backward_share, self.shares)
         gW = sum(gWs[1:], gWs[0])[:, None] if needs_w else None
