@@ -21,6 +21,10 @@ untimed step of the same library runs first (``--settle``): on the 2-vCPU VM thi
 cores run at about half speed for tens of ms after an idle pause (four 384² GEMMs per thread: 5 ms
 back to back, 9–13 ms for the first few calls after 0.2 s of sleep), which cost minicnn's two-thread
 conv steps 60–80 % and PyTorch's 8–20 %; a training loop never pauses, so the timed step is the second.
+A step shorter than ``--min-sample-ms`` (20 ms; only the depthwise row, 2–4 ms) is timed as k steps in a
+row, the same k for both libraries (from the faster warm-up step), and reported per step: timed alone
+after the pause, the depthwise step measured the cores' wake-up (minicnn 3.3–4.1 ms, torch 1.9–5.7 ms
+in one session's runs, against 1.6 and ~2 ms back to back).
 
 Rows. A *layer* row is one training step of a single convolution: forward, then backward with a fixed
 random upstream gradient (gx, gW and gb). A *step* row is a whole training step of a network: zero the
@@ -376,8 +380,12 @@ def conv_gemms(name, device, sync, reps):
 
 def run(case, args, sync):
     case.check()
-    for _ in range(args.warmup):
-        case.minicnn_step(), case.torch_step()
+    warm = [[timer(step, args.clock, sync) for step in (case.minicnn_step, case.torch_step)]
+            for _ in range(args.warmup)]
+    # Steps shorter than --min-sample-ms are timed k at a time (the same k for both libraries): a lone
+    # step of a few ms right after the pause measures the cores' wake-up more than the step.
+    k = max(1, -(-args.min_sample_ms // (1e3 * min(min(w) for w in warm)))) if warm else 1
+    k = int(k)
     times, faults = [], []
     for _ in range(args.reps):
         # The pause lets the other library's worker threads stop spin-waiting (OpenBLAS and
@@ -388,8 +396,8 @@ def run(case, args, sync):
             for _ in range(args.settle):
                 step()
             start = minor_faults()
-            row.append(timer(step, args.clock, sync))
-            faults.append(minor_faults() - start)
+            row.append(timer(lambda: [step() for _ in range(k)], args.clock, sync) / k)
+            faults.append((minor_faults() - start) / k)
         times.append(row)
     ours, theirs = (statistics.median(t[i] for t in times) for i in (0, 1))
     ratios = sorted(ours_i / theirs_i for ours_i, theirs_i in times)   # each repetition's pair, back to back
@@ -442,6 +450,8 @@ def main():
     parser.add_argument("--pause", type=float, default=0.2, help="seconds of idle before each timed run")
     parser.add_argument("--settle", type=int, default=1,
                         help="untimed steps of the same library between the pause and the timed one")
+    parser.add_argument("--min-sample-ms", type=float, default=20,
+                        help="rows whose step is shorter are timed over k consecutive steps (same k for both)")
     parser.add_argument("--threads", type=int, default=0, help="BLAS/OpenMP threads (default: all cores)")
     parser.add_argument("--minicnn-threads", type=int, default=0,
                         help="minicnn's own threads (minicnn.set_num_threads; default: --threads or all cores)")
@@ -495,7 +505,7 @@ def main():
             minicnn.set_float32_matmul_precision("high")
 
     print(machine(args.device))
-    print(f"float32 unless noted; median of {args.reps} interleaved runs ({args.pause} s pause, {args.settle} untimed step before each), {args.clock} clock; ratio = minicnn/torch"
+    print(f"float32 unless noted; median of {args.reps} interleaved runs ({args.pause} s pause, {args.settle} untimed step before each; steps under {args.min_sample_ms:g} ms timed k in a row), {args.clock} clock; ratio = minicnn/torch"
           + ("; malloc keeps freed memory" if args.keep_freed_memory else "")
           + ("; minicnn without Winograd" if args.no_winograd else "")
           + (("; TF32 on both sides" if args.tf32 else "; TF32 off on both sides") if args.device == "cuda" else ""))
