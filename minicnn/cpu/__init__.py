@@ -24,15 +24,14 @@ results differ from NumPy's in the last bits), while NaN and infinity keep their
     depthwise_kernels   depthwise conv forward, backward (any stride, padding, dilation)  used by functional/conv.py
     norm_kernels        batch norm (+ fused ReLU) forward, backward                      used by functional/norm.py
 
-numba is imported here only, and only when a kernel first runs, so ``import minicnn`` stays fast and
-never needs it. On the GPU the CUDA kernels of ``minicnn.cuda`` play this role.
+numba is imported here only, when an op first asks ``kernels_apply`` (then it imports the kernel
+modules), so ``import minicnn`` stays fast and never needs it. On the GPU the CUDA kernels of ``minicnn.cuda`` play this role.
 """
 from __future__ import annotations
 
 import functools
 import importlib
 import os
-import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -48,7 +47,6 @@ FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 
 enabled = os.environ.get("MINICNN_CPU_KERNELS", "1").strip() not in ("0", "false", "False", "no")
 _numba = None            # the numba module once imported, False when it cannot be
-_lock = threading.Lock()
 
 
 def _import_numba():
@@ -87,22 +85,17 @@ def kernels_apply(*arrays):
 
 
 def jit(function):
-    """``function`` compiled by numba on its first call (nopython, nogil, cached on disk, FASTMATH).
-    The plain Python function stays reachable as ``.py_func``: the same loops, runnable without numba."""
-    compiled = None
+    """``function`` for numba to compile on its first call (nopython, nogil, cached on disk, FASTMATH);
+    kernels may call each other. The plain Python function stays reachable as ``.py_func``: the same
+    loops, runnable without compiling. Only the kernel modules use this, and the ops import those only
+    once ``kernels_apply`` said yes, so numba is imported then, not with minicnn."""
+    numba = _import_numba()
+    if numba is not None:
+        return numba.njit(nogil=True, cache=True, fastmath=set(FASTMATH))(function)
 
     @functools.wraps(function)
-    def call(*args):
-        nonlocal compiled
-        if compiled is None:
-            with _lock:                 # two threads' first calls compile it once
-                if compiled is None:
-                    numba = _import_numba()
-                    if numba is None:
-                        raise RuntimeError(f"minicnn.cpu: {function.__name__} needs numba, which cannot be "
-                                           f"imported; pip install 'minicnn[cpu]', or set minicnn.cpu.enabled = False")
-                    compiled = numba.njit(nogil=True, cache=True, fastmath=set(FASTMATH))(function)
-        return compiled(*args)
-
-    call.py_func = function
-    return call
+    def unavailable(*args):
+        raise RuntimeError(f"minicnn.cpu: {function.__name__} needs numba, which cannot be imported; "
+                           f"pip install 'minicnn[cpu]', or set minicnn.cpu.enabled = False")
+    unavailable.py_func = function
+    return unavailable

@@ -27,6 +27,28 @@ __all__ = ["depthwise_forward", "depthwise_backward", "depthwise3x3_forward", "d
 
 
 @jit
+def pad_into(image, plane, Wp, top, left):
+    """plane[(top + h)·Wp + left + w] = image[h, w]: an (H, W) image into a flat plane of row pitch Wp.
+    Row by row, each row one SIMD loop: with 2-D slice assignments instead, the 3×3 kernels took
+    1.4–2.2× as long (measured at 14×14 to 112×112)."""
+    H, W = image.shape
+    for h in range(H):
+        source, target = image[h], plane[(top + h) * Wp + left:(top + h) * Wp + left + W]
+        for w in range(W):
+            target[w] = source[w]
+
+
+@jit
+def crop_from(plane, image, Wp, top, left):
+    """image[h, w] = plane[(top + h)·Wp + left + w]: the inverse of ``pad_into``."""
+    H, W = image.shape
+    for h in range(H):
+        source, target = plane[(top + h) * Wp + left:(top + h) * Wp + left + W], image[h]
+        for w in range(W):
+            target[w] = source[w]
+
+
+@jit
 def depthwise_forward(x, w, b, y, n0, n1, SH, SW, PH, PW, DH, DW):
     """y[n0:n1] = depthwise conv of x[n0:n1] with w (C, KH, KW) and bias b (C,)."""
     N, C, H, W = x.shape
@@ -37,7 +59,7 @@ def depthwise_forward(x, w, b, y, n0, n1, SH, SW, PH, PW, DH, DW):
     out = np.empty(OH * Wp if flat else OW, dtype=x.dtype)        # a flat output plane, or one row
     for n in range(n0, n1):
         for c in range(C):
-            plane[:Hp * Wp].reshape(Hp, Wp)[PH:PH + H, PW:PW + W] = x[n, c]
+            pad_into(x[n, c], plane, Wp, PH, PW)
             if flat:
                 out[:] = b[c]
                 for kh in range(KH):
@@ -45,7 +67,7 @@ def depthwise_forward(x, w, b, y, n0, n1, SH, SW, PH, PW, DH, DW):
                         weight, x_shifted = w[c, kh, kw], plane[kh * DH * Wp + kw * DW:]
                         for i in range(OH * Wp):
                             out[i] += weight * x_shifted[i]
-                y[n, c] = out.reshape(OH, Wp)[:, :OW]
+                crop_from(out, y[n, c], Wp, 0, 0)
                 continue
             for oh in range(OH):
                 out[:] = b[c]
@@ -70,8 +92,8 @@ def depthwise_backward(x, w, gy, gx, gw, n0, n1, SH, SW, PH, PW, DH, DW):
     g_out = np.zeros(OH * Wp, dtype=x.dtype)        # gy laid out as the forward's flat output (scratch: 0)
     for n in range(n0, n1):
         for c in range(C):
-            plane[:Hp * Wp].reshape(Hp, Wp)[PH:PH + H, PW:PW + W] = x[n, c]
-            g_out.reshape(OH, Wp)[:, :OW] = gy[n, c]
+            pad_into(x[n, c], plane, Wp, PH, PW)
+            pad_into(gy[n, c], g_out, Wp, 0, 0)
             g_plane[:] = 0
             for kh in range(KH):
                 for kw in range(KW):
@@ -90,7 +112,7 @@ def depthwise_backward(x, w, gy, gx, gw, n0, n1, SH, SW, PH, PW, DH, DW):
                                 gx_row[ow * SW] += weight * gy_row[ow]
                                 total += gy_row[ow] * x_row[ow * SW]
                     gw[c, kh, kw] += total
-            gx[n, c] = g_plane[:Hp * Wp].reshape(Hp, Wp)[PH:PH + H, PW:PW + W]
+            crop_from(g_plane, gx[n, c], Wp, PH, PW)
 
 
 @jit
@@ -105,7 +127,7 @@ def depthwise3x3_forward(x, w, b, y, n0, n1, PH, PW, DH, DW):
     out = np.empty(M, dtype=x.dtype)
     for n in range(n0, n1):
         for c in range(C):
-            plane[:Hp * Wp].reshape(Hp, Wp)[PH:PH + H, PW:PW + W] = x[n, c]
+            pad_into(x[n, c], plane, Wp, PH, PW)
             x0, x1, x2 = plane[0:], plane[d:], plane[2 * d:]                  # tap (kh, kw) reads x_{3·kh + kw}
             x3, x4, x5 = plane[r:], plane[r + d:], plane[r + 2 * d:]
             x6, x7, x8 = plane[2 * r:], plane[2 * r + d:], plane[2 * r + 2 * d:]
@@ -115,7 +137,7 @@ def depthwise3x3_forward(x, w, b, y, n0, n1, PH, PW, DH, DW):
             for i in range(M):
                 out[i] = (bias + w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i] + w4 * x4[i] + w5 * x5[i]
                           + w6 * x6[i] + w7 * x7[i] + w8 * x8[i])
-            y[n, c] = out.reshape(OH, Wp)[:, :OW]
+            crop_from(out, y[n, c], Wp, 0, 0)
 
 
 @jit
@@ -133,8 +155,8 @@ def depthwise3x3_backward(x, w, gy, gx, gw, n0, n1, PH, PW, DH, DW):
     g_plane = np.empty(Hp * Wp, dtype=x.dtype)
     for n in range(n0, n1):
         for c in range(C):
-            plane[:Hp * Wp].reshape(Hp, Wp)[PH:PH + H, PW:PW + W] = x[n, c]
-            g_pad[S:S + M].reshape(OH, Wp)[:, :OW] = gy[n, c]
+            pad_into(x[n, c], plane, Wp, PH, PW)
+            pad_into(gy[n, c], g_pad[S:], Wp, 0, 0)
             x0, x1, x2 = plane[0:], plane[d:], plane[2 * d:]
             x3, x4, x5 = plane[r:], plane[r + d:], plane[r + 2 * d:]
             x6, x7, x8 = plane[2 * r:], plane[2 * r + d:], plane[2 * r + 2 * d:]
@@ -168,4 +190,4 @@ def depthwise3x3_backward(x, w, gy, gx, gw, n0, n1, PH, PW, DH, DW):
             for j in range(Hp * Wp):
                 g_plane[j] = (w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j] + w4 * g4[j] + w5 * g5[j]
                               + w6 * g6[j] + w7 * g7[j] + w8 * g8[j])
-            gx[n, c] = g_plane.reshape(Hp, Wp)[PH:PH + H, PW:PW + W]
+            crop_from(g_plane, gx[n, c], Wp, PH, PW)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, cpu, parallel
-from ..cpu import depthwise_kernels
 from .conv import Conv2dFunction
 
 __all__ = ["DepthwiseConv2dFunction"]
@@ -109,6 +108,7 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         return w_plane
 
     def _forward_by_kernels(self, x, weight, bias):
+        from ..cpu import depthwise_kernels         # imports numba (minicnn.cpu)
         (N, C, _, _), (OH, OW) = x.shape, self._output_size(x, weight)
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(weight[:, 0])
         b = np.zeros(C, x.dtype) if bias is None else np.ascontiguousarray(bias)
@@ -127,6 +127,7 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         return w.shape[1:] == (3, 3) and self.stride == (1, 1)
 
     def _backward_by_kernels(self, gy):
+        from ..cpu import depthwise_kernels
         (needs_x, needs_w), gy = self.needs_input_grad[:2], np.ascontiguousarray(gy)
         gx = np.empty(self.x.shape, dtype=gy.dtype)
 

@@ -29,7 +29,6 @@ import numpy as np
 
 from .. import backend, cpu, parallel
 from ..autograd import Function, Tensor
-from ..cpu import norm_kernels
 from ..cuda.launch import kernels_apply
 
 __all__ = ["batch_norm", "batch_norm_relu", "local_response_norm", "BatchNorm", "BatchNormReLU",
@@ -122,6 +121,7 @@ class BatchNorm(Function):
         return y
 
     def _forward_by_kernels(self, x, gamma, beta):
+        from ..cpu.norm_kernels import batch_norm_forward       # imports numba (minicnn.cpu)
         N, C = x.shape[:2]
         x3 = np.ascontiguousarray(x).reshape(N, C, -1)
         y = np.empty(x.shape, dtype=x.dtype)
@@ -130,17 +130,18 @@ class BatchNorm(Function):
         else:
             mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
         inv_std = np.empty(C, x.dtype)
-        parallel.run(lambda c: norm_kernels.batch_norm_forward(
+        parallel.run(lambda c: batch_norm_forward(
             x3, gamma, beta, mean, var, inv_std, y.reshape(x3.shape), c.start, c.stop, self.eps,
             self.use_batch_stats, self.relu), self.shares)
         return y, mean, var, inv_std
 
     def _backward_by_kernels(self, gy):
+        from ..cpu.norm_kernels import batch_norm_backward
         N, C = gy.shape[:2]
         x3, gy3 = np.ascontiguousarray(self.x).reshape(N, C, -1), np.ascontiguousarray(gy).reshape(N, C, -1)
         y3 = self.y.reshape(x3.shape) if self.relu else x3                     # not read without the ReLU
         gx, g_gamma, g_beta = np.empty(gy.shape, dtype=gy.dtype), np.empty(C, gy.dtype), np.empty(C, gy.dtype)
-        parallel.run(lambda c: norm_kernels.batch_norm_backward(
+        parallel.run(lambda c: batch_norm_backward(
             x3, gy3, y3, self.mean, self.inv_std, self.gamma, gx.reshape(x3.shape), g_gamma, g_beta, c.start,
             c.stop, self.use_batch_stats, self.relu, self.needs_input_grad[0]), self.shares)
         return gx, g_gamma, g_beta
