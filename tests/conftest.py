@@ -2,6 +2,8 @@
 
 * ``xp``: the array module a test runs on: NumPy always, CuPy when a GPU is present (skipped
   otherwise). GPU tests are the same test functions, run with ``xp = cupy``.
+* ``threads``: sets minicnn's CPU thread count for one test; ``cpu_kernels``: runs a test on the NumPy
+  path and on the compiled kernels of ``minicnn.cpu`` (skipped without numba).
 * ``--runslow`` runs the tests marked ``slow`` (full-size networks, long training); CI runs the
   fast, honest subset. ``pytest -m gpu`` runs only the GPU half.
 """
@@ -43,6 +45,15 @@ def xp(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def threads():
+    """Set minicnn's thread count inside a test (``threads(n)``); the previous count comes back afterwards."""
+    import minicnn
+    before = minicnn.get_num_threads()
+    yield minicnn.set_num_threads
+    minicnn.set_num_threads(before)
 
 
 @pytest.fixture(params=["numpy", "kernels"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from minicnn import Tensor, cpu, parallel
+from minicnn import Tensor, cpu
 from minicnn.cpu import depthwise_kernels
 from minicnn.functional.conv import conv2d
 from minicnn.functional.depthwise import DepthwiseConv2dFunction
@@ -23,13 +23,6 @@ needs_numba = pytest.mark.skipif(not cpu.is_available(), reason="numba is not in
 
 def random(shape, seed, dtype=np.float64):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-@pytest.fixture
-def threads():
-    saved = minicnn.get_num_threads()
-    yield minicnn.set_num_threads
-    minicnn.set_num_threads(saved)
 
 
 # ------------------------------------------------------------------ the switch -----------------

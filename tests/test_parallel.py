@@ -12,14 +12,6 @@ from minicnn.functional.conv import Conv2dFunction, conv2d
 from minicnn.gradcheck import gradcheck
 
 
-@pytest.fixture
-def threads():
-    """Set minicnn's thread count inside a test; the previous count comes back afterwards."""
-    before = minicnn.get_num_threads()
-    yield minicnn.set_num_threads
-    minicnn.set_num_threads(before)
-
-
 def blas_threads():
     """The thread counts of the BLAS libraries minicnn holds: those loaded when its first parallel region
     ran (NumPy's). Others loaded later (importing numba loads SciPy's OpenBLAS) are not minicnn's GEMMs'."""

@@ -120,7 +120,7 @@ def depthwise3x3_forward(x, w, b, y, n0, n1, PH, PW, DH, DW):
     """depthwise_forward for the common case, 3×3 and stride 1: the nine taps in one expression, so
     that the sum stays in registers (one store per output instead of nine)."""
     N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
+    OH = y.shape[2]
     Hp, Wp = H + 2 * PH, W + 2 * PW
     r, d, M = DH * Wp, DW, OH * Wp                   # the shifts of one kernel row and column; outputs
     plane = np.zeros(Hp * Wp + 2 * d, dtype=x.dtype)
@@ -146,7 +146,7 @@ def depthwise3x3_backward(x, w, gy, gx, gw, n0, n1, PH, PW, DH, DW):
     the correlation of gy with the taps reversed, gx_pad[j] = Σ_t w_t · gy_flat[j − shift_t], nine
     terms per input pixel (gy_flat laid out as the forward's output, with zeros before and after)."""
     N, C, H, W = x.shape
-    OH, OW = gy.shape[2], gy.shape[3]
+    OH = gy.shape[2]
     Hp, Wp = H + 2 * PH, W + 2 * PW
     r, d, M = DH * Wp, DW, OH * Wp
     S, zero = 2 * r + 2 * d, x.dtype.type(0)         # S: the largest shift

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
-
 from .. import backend, parallel
 from ..autograd import Function, Tensor
 from .im2col import as_pair, col2im, conv_output_size, im2col
