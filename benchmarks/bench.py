@@ -24,7 +24,7 @@ conv steps 60–80 % and PyTorch's 8–20 %; a training loop never pauses, so th
 A step shorter than ``--min-sample-ms`` (20 ms; only the depthwise row, 2–4 ms) is timed as k steps in a
 row, the same k for both libraries (from the faster warm-up step), and reported per step: timed alone
 after the pause, the depthwise step measured the cores' wake-up (minicnn 3.3–4.1 ms, torch 1.9–5.7 ms
-in one session's runs, against 1.6 and ~2 ms back to back).
+in one session's runs, against ~1.6 and ~1 ms back to back).
 
 Rows. A *layer* row is one training step of a single convolution: forward, then backward with a fixed
 random upstream gradient (gx, gW and gb). A *step* row is a whole training step of a network: zero the
@@ -63,6 +63,7 @@ single thread's CPU time does not include the time it waited for a core.
 import argparse
 import gc
 import importlib
+import math
 import os
 import platform
 import resource
@@ -384,8 +385,7 @@ def run(case, args, sync):
             for _ in range(args.warmup)]
     # Steps shorter than --min-sample-ms are timed k at a time (the same k for both libraries): a lone
     # step of a few ms right after the pause measures the cores' wake-up more than the step.
-    k = max(1, -(-args.min_sample_ms // (1e3 * min(min(w) for w in warm)))) if warm else 1
-    k = int(k)
+    k = max(1, math.ceil(args.min_sample_ms / (1e3 * min(min(w) for w in warm)))) if warm else 1
     times, faults = [], []
     for _ in range(args.reps):
         # The pause lets the other library's worker threads stop spin-waiting (OpenBLAS and

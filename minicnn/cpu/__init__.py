@@ -21,11 +21,12 @@ minicnn's threads its share, as for the NumPy path, so ``minicnn.set_num_threads
 Floating-point: reassociation and fused multiply-add are allowed (so sums run in SIMD lanes; the
 results differ from NumPy's in the last bits), while NaN and infinity keep their IEEE meaning.
 
-    depthwise_kernels   depthwise conv forward, backward (any stride, padding, dilation)  used by functional/conv.py
+    depthwise_kernels   depthwise conv forward, backward (any stride, padding, dilation)  used by functional/depthwise.py
     norm_kernels        batch norm (+ fused ReLU) forward, backward                      used by functional/norm.py
 
 numba is imported here only, when an op first asks ``kernels_apply`` (then it imports the kernel
-modules), so ``import minicnn`` stays fast and never needs it. On the GPU the CUDA kernels of ``minicnn.cuda`` play this role.
+modules), so ``import minicnn`` stays fast and never needs it. On the GPU the CUDA kernels of
+``minicnn.cuda`` play this role.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ dilation DH DW; Hp = H + 2·PH, Wp = W + 2·PW. Each call does the images n0 ≤
 
 Why this is fast: one channel plane at a time, padded into a small scratch plane that stays in the L1
 cache, all KH·KW taps are summed there: each value of x is read from memory once and each value of y
-written once (the NumPy path makes ~17 passes over memory). Stride 1 (``_flat``): the plane is laid
+written once (the NumPy path makes ~17 passes over memory). Stride 1: the plane is laid
 flat with its row pitch Wp and output (oh, ow) kept at oh·Wp + ow (the positions past OW in a row are
 scratch), so that tap (kh, kw) reads the plane at that position + kh·DH·Wp + kw·DW: each tap is one
 loop over the whole plane, OH·Wp long, which the compiler runs in SIMD lanes (a loop along one row

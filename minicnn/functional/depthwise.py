@@ -145,11 +145,12 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         return gx if needs_x else None, gW
 
     def backward(self, gy):
-        if self.by_kernels:
-            gx, gW = self._backward_by_kernels(gy)
-            if len(self.needs_input_grad) == 2:
-                return gx, gW
-            return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
+        gx, gW = self._backward_by_kernels(gy) if self.by_kernels else self._backward_by_numpy(gy)
+        if len(self.needs_input_grad) == 2:
+            return gx, gW
+        return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
+
+    def _backward_by_numpy(self, gy):
         (N, C, H, W, Hp, Wp, OH, OW), (PH, PW) = self.geometry, self.padding
         L, (needs_x, needs_w), workspace = C * Hp * Wp, self.needs_input_grad[:2], parallel.workspace()
         x_flat = self._flat_input(self.x, workspace) if needs_w else None
@@ -177,7 +178,4 @@ class DepthwiseConv2dFunction(Conv2dFunction):
         gWs = parallel.run(backward_share, self.shares)
         gW = sum(gWs[1:], gWs[0])
         gx = gx_flat[:, :L].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W].copy() if needs_x else None
-        gW = gW.T.reshape(C, 1, *self.kernel) if needs_w else None
-        if len(self.needs_input_grad) == 2:
-            return gx, gW
-        return gx, gW, gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
+        return gx, gW.T.reshape(C, 1, *self.kernel) if needs_w else None

@@ -109,7 +109,7 @@ class BatchNorm(Function):
         self.shares = parallel.split(x.shape[1], m, self.min_share, backend.device_of(x))
         self.by_kernels = cpu.kernels_apply(x, gamma, beta) and x.ndim > 2
         if self.by_kernels:                        # CPU, numba: one compiled pass per share (minicnn.cpu)
-            y, mean, var, self.inv_std = self._forward_by_kernels(x, gamma, beta)
+            mean, var, self.inv_std = self._forward_by_kernels(x, gamma, beta, y)
         else:
             mean, var, self.inv_std = (xp.concatenate(part) for part in zip(*parallel.run(normalise, self.shares)))
         if self.use_batch_stats and self.running_mean is not None:
@@ -120,11 +120,11 @@ class BatchNorm(Function):
             self.y = y                             # backward's mask y > 0 (the output, no copy)
         return y
 
-    def _forward_by_kernels(self, x, gamma, beta):
+    def _forward_by_kernels(self, x, gamma, beta, y):
+        """y (forward's output array) from x by the compiled kernels; returns μ, σ², 1/σ."""
         from ..cpu.norm_kernels import batch_norm_forward       # imports numba (minicnn.cpu)
         N, C = x.shape[:2]
         x3 = np.ascontiguousarray(x).reshape(N, C, -1)
-        y = np.empty(x.shape, dtype=x.dtype)
         if self.use_batch_stats:
             mean, var = np.empty(C, x.dtype), np.empty(C, x.dtype)
         else:
@@ -133,7 +133,7 @@ class BatchNorm(Function):
         parallel.run(lambda c: batch_norm_forward(
             x3, gamma, beta, mean, var, inv_std, y.reshape(x3.shape), c.start, c.stop, self.eps,
             self.use_batch_stats, self.relu), self.shares)
-        return y, mean, var, inv_std
+        return mean, var, inv_std
 
     def _backward_by_kernels(self, gy):
         from ..cpu.norm_kernels import batch_norm_backward
