@@ -1,6 +1,8 @@
 """conv2d: forward against a naive loop convolution, gradients against finite differences.
 
-Every test that takes the `xp` fixture runs on NumPy and, when a GPU is present, on CuPy.
+Every test that takes the `xp` fixture runs on NumPy and, when a GPU is present, on CuPy; those that
+also take `cpu_kernels` run with im2col/col2im (and the depthwise kernels) as NumPy calls and as the
+compiled kernels of minicnn.cpu (skipped without numba).
 """
 import itertools
 import re
@@ -85,7 +87,7 @@ def case_arrays(case, xp, seed=0, dtype=np.float64):
 
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("name", CASES)
-def test_forward_equals_naive_convolution(xp, name, with_bias):
+def test_forward_equals_naive_convolution(xp, cpu_kernels, name, with_bias):
     x, weight, bias, hyper = case_arrays(CASES[name], xp)
     bias = bias if with_bias else None
     y = conv2d(xp.asarray(x), xp.asarray(weight), None if bias is None else xp.asarray(bias), **hyper)
@@ -106,7 +108,7 @@ def test_float32_stays_float32_and_matches_float64(xp, name):
 # ------------------------------------------------------------------ backward -------------------
 
 @pytest.mark.parametrize("name", CASES)
-def test_gradients_of_x_weight_bias_match_finite_differences(xp, name):
+def test_gradients_of_x_weight_bias_match_finite_differences(xp, cpu_kernels, name):
     x, weight, bias, hyper = case_arrays(CASES[name], xp, seed=10)
     gradcheck(lambda x, w, b: conv2d(x, w, b, **hyper),
               [Tensor(xp.asarray(a), requires_grad=True) for a in (x, weight, bias)])
@@ -120,7 +122,7 @@ def test_gradients_without_bias(xp, name):
 
 
 @pytest.mark.parametrize("which", ["x only", "weight only"])
-def test_gradients_when_only_some_inputs_require_them(xp, which):
+def test_gradients_when_only_some_inputs_require_them(xp, cpu_kernels, which):
     # "x only" takes the path where no column buffer was cached; "weight only" skips col2im.
     x, weight, bias, hyper = case_arrays(CASES["groups 3 strided"], xp, seed=30)
     x = Tensor(xp.asarray(x), requires_grad=which == "x only")

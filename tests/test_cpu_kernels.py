@@ -148,6 +148,31 @@ def test_depthwise_kernels_compiled_equal_their_plain_python_loops(name):
         np.testing.assert_allclose(compiled, python, rtol=1e-13, atol=1e-13, err_msg=what)
 
 
+# ------------------------------------------------------------------ im2col ---------------------
+# (tests/test_im2col.py checks both kernels bit for bit against the NumPy path on every geometry there,
+# and its hypothesis test runs them on random ones; the conv tests run on both paths.)
+
+@needs_numba
+@pytest.mark.parametrize("geometry", [((3, 3), (1, 1), (1, 1), (1, 1)),     # a "same" conv: the runs
+                                      ((3, 2), (2, 3), (2, 0), (1, 2))])    # strided rows, dilation
+def test_im2col_kernels_compiled_equal_their_plain_python_loops(geometry):
+    from minicnn.cpu import im2col_kernels
+    (KH, KW), stride, padding, dilation = geometry
+    x = random((2, 3, 5, 6), 33)
+    OH, OW = ((s + 2 * p - d * (k - 1) - 1) // st + 1
+              for s, k, st, p, d in zip(x.shape[2:], (KH, KW), stride, padding, dilation))
+    c = random((3, KH, KW, 2, OH, OW), 34)
+    outputs = []
+    for im2col, col2im in ((im2col_kernels.im2col, im2col_kernels.col2im),
+                           (im2col_kernels.im2col.py_func, im2col_kernels.col2im.py_func)):
+        col, gx = np.full(c.shape, np.nan), np.full(x.shape, np.nan)
+        im2col(x, col, *stride, *padding, *dilation)
+        col2im(c, gx, *stride, *padding, *dilation)
+        outputs.append((col, gx))
+    for compiled, python, what in zip(*outputs, ("col", "gx")):
+        np.testing.assert_array_equal(compiled, python, err_msg=what)
+
+
 # ------------------------------------------------------------------ batch norm -----------------
 
 def batch_norm_step(x, training, relu, enabled, seed=40):

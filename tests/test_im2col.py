@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minicnn import backend
+from minicnn import backend, cpu
 from minicnn.cuda.im2col_kernels import CUDA_SOURCE
 from minicnn.functional.im2col import (col2im, col2im_by_slices, conv_output_size, im2col, im2col_by_runs,
                                        im2col_by_slices)
@@ -224,10 +224,48 @@ def test_the_cpu_takes_runs_for_same_width_convs_only(monkeypatch):
     monkeypatch.setattr(module, "im2col_by_runs", lambda *a, **k: taken.append("runs"))
     monkeypatch.setattr(module, "im2col_by_slices", lambda *a, **k: taken.append("slices"))
     x = np.zeros((1, 2, 8, 8), dtype=np.float32)
-    im2col(x, 3, 1, 1), im2col(x, (1, 7), 1, (0, 3)), im2col(x, 1)        # OW = W, stride 1
-    im2col(x, 3, 2, 1), im2col(x, 3, 1, 0), im2col(x, 3, (2, 1), 1)       # stride 2, OW < W
-    im2col(x, 3, 1, 1, out=np.zeros((2, 3, 3, 1, 8, 16), dtype=np.float32)[..., ::2])   # out not contiguous
+    with cpu.flags(enabled=False):                            # the NumPy path (see the next test for numba's)
+        im2col(x, 3, 1, 1), im2col(x, (1, 7), 1, (0, 3)), im2col(x, 1)        # OW = W, stride 1
+        im2col(x, 3, 2, 1), im2col(x, 3, 1, 0), im2col(x, 3, (2, 1), 1)       # stride 2, OW < W
+        im2col(x, 3, 1, 1, out=np.zeros((2, 3, 3, 1, 8, 16), dtype=np.float32)[..., ::2])   # out not contiguous
     assert taken == ["runs"] * 3 + ["slices"] * 4
+
+
+def test_with_numba_the_cpu_takes_the_compiled_kernels_for_float_arrays(monkeypatch):
+    if not cpu.is_available():
+        pytest.skip("numba is not installed")
+    module = sys.modules["minicnn.functional.im2col"]
+    taken = []
+    for name in ("im2col_by_runs", "im2col_by_slices", "col2im_by_slices", "_im2col_by_kernel", "_col2im_by_kernel"):
+        monkeypatch.setattr(module, name, lambda *a, _name=name, **k: taken.append(_name))
+    x, col = np.zeros((1, 2, 8, 8), dtype=np.float32), np.zeros((2, 3, 3, 1, 8, 8), dtype=np.float32)
+    im2col(x, 3, 1, 1), im2col(x, 3, 2, 1), col2im(col, x.shape, 3, 1, 1)
+    im2col(x, 3, 1, 1, out=np.zeros((2, 3, 3, 1, 8, 16), dtype=np.float32)[..., ::2])   # out not contiguous
+    im2col(x.astype(np.int64), 3, 1, 1), col2im(col.astype(np.float16), x.shape, 3, 1, 1)   # not float32/64
+    assert taken == ["_im2col_by_kernel"] * 2 + ["_col2im_by_kernel", "im2col_by_slices", "im2col_by_runs",
+                                                 "col2im_by_slices"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", CASES + [(s, k, (1, 1), p, d)
+                                                                               for s, k, p, d in SAME_WIDTH])
+def test_numba_and_numpy_paths_agree_bit_for_bit(dtype, x_shape, kernel, stride, padding, dilation):
+    """The kernels copy the same numbers, and col2im adds the taps in the same order, as the NumPy path;
+    into a given out (also one that is not contiguous), and from an x that is not contiguous."""
+    if not cpu.is_available():
+        pytest.skip("numba is not installed")
+    x = random_array(np, x_shape, dtype, seed=3)[:, ::-1]            # not contiguous
+    with cpu.flags(enabled=False):
+        col = im2col(x, kernel, stride, padding, dilation)
+        c = random_array(np, col.shape, dtype, seed=4)
+        gx = col2im(c, x.shape, kernel, stride, padding, dilation)
+    out = np.full(col.shape, np.nan, dtype=dtype)
+    assert im2col(x, kernel, stride, padding, dilation, out=out) is out
+    np.testing.assert_array_equal(out, col)
+    np.testing.assert_array_equal(col2im(c, x.shape, kernel, stride, padding, dilation), gx)
+    g_out = np.full(x.shape[:3] + (2 * x.shape[3],), np.nan, dtype=dtype)[..., ::2]
+    assert col2im(c, x.shape, kernel, stride, padding, dilation, out=g_out) is g_out
+    np.testing.assert_array_equal(g_out, gx)
 
 
 def test_im2col_fills_an_out_that_is_not_contiguous():

@@ -23,6 +23,7 @@ results differ from NumPy's in the last bits), while NaN and infinity keep their
 
     depthwise_kernels   depthwise conv forward, backward (any stride, padding, dilation)  used by functional/depthwise.py
     norm_kernels        batch norm (+ fused ReLU) forward, backward                      used by functional/norm.py
+    im2col_kernels      im2col, col2im (one call per chunk instead of 8–12 NumPy calls)   used by functional/im2col.py
 
 numba is imported here only, when an op first asks ``kernels_apply`` (then it imports the kernel
 modules), so ``import minicnn`` stays fast and never needs it. On the GPU the CUDA kernels of
