@@ -272,7 +272,15 @@ class Function:
     ``forward(*xs)`` and ``backward(*gys)``; ``backward`` returns one gradient per input (a tuple,
     or a single array for one input), None for inputs whose ``needs_input_grad`` is False.
     Whatever backward needs is saved on ``self`` by forward; it is freed after backward.
+
+    ``fresh_gradients``: True in a subclass whose backward returns arrays of its own every time (new,
+    writable, not views of anything another object holds, none returned for two inputs). A leaf then
+    takes such an array as its ``.grad`` without the copy other gradients get, as PyTorch's
+    AccumulateGrad takes over a gradient nobody else holds (the convolutions: a copy of gx is a whole
+    extra pass over a layer-sized array, with its page faults, per step).
     """
+
+    fresh_gradients = False
 
     @property
     def name(self):
@@ -328,11 +336,12 @@ def _topological_order(root):
     return order
 
 
-def _accumulate_leaf(x, g):
+def _accumulate_leaf(x, g, fresh=False):
     if x.grad is None:
-        # Always copy: g may be the caller's gradient array, a read-only broadcast view (Sum), or
-        # the same array another input receives (Add); .grad must be the leaf's own, writable array.
-        x.grad = Tensor(g.copy())
+        # Copy unless fresh (see Function.fresh_gradients): g may be the caller's gradient array, a
+        # read-only broadcast view (Sum), or the same array another input receives (Add); .grad must
+        # be the leaf's own, writable array.
+        x.grad = Tensor(g if fresh else g.copy())
     else:
         x.grad = Tensor(x.grad.data + g)
 
@@ -362,8 +371,8 @@ def run_backward(root, gy, retain_graph=False):
             if gx.shape != x.shape:
                 raise RuntimeError(f"{f.name}.backward returned a gradient of shape {gx.shape} for an "
                                    f"input of shape {x.shape}")
-            if x.creator is None or x._retains_grad:
-                _accumulate_leaf(x, gx)
+            if x.creator is None or x._retains_grad:    # a retained non-leaf's gx also flows on: copied
+                _accumulate_leaf(x, gx, fresh=f.fresh_gradients and x.creator is None)
             if x.creator is not None:
                 key = (id(x.creator), x._output_index)
                 grads[key] = gx if key not in grads else grads[key] + gx

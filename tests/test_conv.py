@@ -155,6 +155,43 @@ def test_upstream_gradient_is_not_modified(xp):
     np.testing.assert_array_equal(backend.as_numpy(gy), kept)
 
 
+# Every route conv2d takes, with which the leaves keep backward's arrays as their .grad uncopied
+# (Function.fresh_gradients): im2col stride 1 and 2, depthwise, Winograd F(4×4) and F(1×2, 1×7).
+ROUTES = {"im2col": ((2, 3, 6, 6), (4, 3, 2, 3), dict(padding=1), "Conv2dFunction"),
+          "im2col strided": ((2, 3, 7, 7), (4, 3, 3, 3), dict(stride=2, padding=1), "Conv2dFunction"),
+          "depthwise": ((2, 4, 6, 6), (4, 1, 3, 3), dict(padding=1, groups=4), "DepthwiseConv2dFunction"),
+          "winograd 3x3": ((2, 8, 8, 8), (8, 8, 3, 3), dict(padding=1), "WinogradConv2dFunction"),
+          "winograd 1x7": ((2, 8, 6, 6), (8, 8, 1, 7), dict(padding=(0, 3)), "WinogradConv2dFunction")}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_leaves_own_the_gradients_they_keep_uncopied(xp, cpu_kernels, route, monkeypatch):
+    """x.grad, W.grad and b.grad are each the leaf's own writable array: they share memory with nothing
+    (not gy, not each other, not a buffer the next call reuses), and a second backward adds to them."""
+    from minicnn.functional.winograd import WinogradConv2dFunction
+    for limits in ("min_channels", "min_tiles_per_thread"):        # small layers take Winograd too
+        monkeypatch.setattr(WinogradConv2dFunction, limits, dict.fromkeys(getattr(WinogradConv2dFunction, limits), 0))
+    x_shape, w_shape, hyper, function = ROUTES[route]
+    leaves = [Tensor(xp.asarray(random(shape, seed)), requires_grad=True)
+              for shape, seed in ((x_shape, 60), (w_shape, 61), (w_shape[:1], 62))]
+    y = conv2d(*leaves, **hyper)
+    assert type(y.creator).__name__ == (function if xp is np or function != "WinogradConv2dFunction" else "Conv2dFunction")
+    gy = xp.asarray(random(y.shape, 63))
+    y.backward(gy)
+    first = [backend.as_numpy(t.grad.data).copy() for t in leaves]
+    other = [Tensor(xp.asarray(random(t.shape, 70 + i)), requires_grad=True) for i, t in enumerate(leaves)]
+    conv2d(*other, **hyper).backward(-gy)             # the same shapes again: any reused buffer is overwritten
+    for t, g in zip(leaves, first):
+        np.testing.assert_array_equal(backend.as_numpy(t.grad.data), g)
+    arrays = [t.grad.data for t in leaves + other] + [gy] + [t.data for t in leaves + other]
+    for i, a in enumerate(arrays[:6]):
+        assert a.flags.writeable
+        assert not any(xp.shares_memory(a, b) for b in arrays[i + 1:]), f"gradient {i} shares memory"
+    conv2d(*leaves, **hyper).backward(gy)
+    for t, g in zip(leaves, first):
+        np.testing.assert_allclose(backend.as_numpy(t.grad.data), 2 * g, rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------ random geometries ----------
 
 @settings(max_examples=40, deadline=None)

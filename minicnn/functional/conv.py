@@ -68,6 +68,7 @@ class Conv2dFunction(Function):
 
     chunk_bytes = {"cpu": 2 * 2 ** 20, "cuda": 2 ** 30}
     min_chunk_columns = 1024
+    fresh_gradients = True       # gx, gW, gb are new arrays (autograd.Function): a leaf keeps them uncopied
     min_share_columns = 256
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
