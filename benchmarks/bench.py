@@ -6,6 +6,7 @@
     PYTHONPATH=. python benchmarks/bench.py --steps resnet8           # some training steps only
     PYTHONPATH=. python benchmarks/bench.py --device cuda             # the GPU rows (ResNet-50 with AMP)
     PYTHONPATH=. python benchmarks/bench.py --keep-freed-memory       # malloc keeps freed memory (both)
+    PYTHONPATH=. python benchmarks/bench.py --keep-cores-awake        # no idle cores between regions (both)
     PYTHONPATH=. python benchmarks/bench.py --no-winograd             # minicnn's 3×3 convs by im2col only
     PYTHONPATH=. python benchmarks/bench.py --no-cpu-kernels          # minicnn without numba's kernels
     PYTHONPATH=. python benchmarks/bench.py --layers --gemm           # + each layer's GEMMs against the peak
@@ -457,6 +458,9 @@ def main():
                         help="minicnn's own threads (minicnn.set_num_threads; default: --threads or all cores)")
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="glibc malloc: no mmap below 1 GiB, no trimming (both libraries; see docstring)")
+    parser.add_argument("--keep-cores-awake", action="store_true",
+                        help="minicnn.parallel.keep_cores_awake(): idle-priority busy processes keep the cores "
+                             "from idling (both libraries run with them; see benchmarks/README.md, session 11)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time, meaningful with --threads 1 on the CPU only")
     parser.add_argument("--no-winograd", action="store_true",
@@ -489,6 +493,8 @@ def main():
     torch.set_num_threads(args.threads or os.cpu_count())
     minicnn.set_num_threads(args.minicnn_threads or args.threads or os.cpu_count())
     os.environ["MINICNN_NUM_THREADS"] = str(minicnn.get_num_threads())    # the same in the RSS children
+    if args.keep_cores_awake and args.device == "cpu":
+        minicnn.parallel.keep_cores_awake()
     sync = None
     if args.device == "cuda":
         if not (torch.cuda.is_available() and minicnn.gpu_available()):
@@ -507,6 +513,7 @@ def main():
     print(machine(args.device))
     print(f"float32 unless noted; median of {args.reps} interleaved runs ({args.pause} s pause, {args.settle} untimed step before each; steps under {args.min_sample_ms:g} ms timed k in a row), {args.clock} clock; ratio = minicnn/torch"
           + ("; malloc keeps freed memory" if args.keep_freed_memory else "")
+          + ("; cores kept awake" if args.keep_cores_awake and args.device == "cpu" else "")
           + ("; minicnn without Winograd" if args.no_winograd else "")
           + (("; TF32 on both sides" if args.tf32 else "; TF32 off on both sides") if args.device == "cuda" else ""))
     peak = None

@@ -301,6 +301,10 @@ def build_parser():
                        help="GPU: float32 matrix products on TensorFloat-32 tensor cores "
                             "(minicnn.set_float32_matmul_precision('high')); default: full float32")
     train.add_argument("--threads", type=_number(int, 0), default=None, metavar="N", help=THREADS_HELP)
+    train.add_argument("--keep-cores-awake", action="store_true",
+                       help="keep the cores from idling between minicnn's parallel regions, as OpenMP's spin-wait "
+                            "does (minicnn.parallel.keep_cores_awake: one idle-priority busy process per thread; "
+                            "helps on virtual machines, costs power)")
     train.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
                        help=KEEP_FREED_MEMORY_HELP)
     train.add_argument("--seed", type=int, default=0)
@@ -709,6 +713,18 @@ def cpu_threads(n):
         parallel.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def cores_awake(enabled):
+    """minicnn.parallel.keep_cores_awake for the block when enabled (turned off afterwards)."""
+    from . import parallel
+    parallel.keep_cores_awake(enabled)
+    try:
+        yield
+    finally:
+        if enabled:
+            parallel.keep_cores_awake(False)
+
+
 def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
@@ -716,7 +732,7 @@ def main(argv=None):
             from .memory import keep_freed_memory
             keep_freed_memory()
         if args.command == "train":
-            with cpu_threads(args.threads):
+            with cpu_threads(args.threads), cores_awake(args.keep_cores_awake):
                 if args.distributed:
                     train_distributed(args)
                 else:

@@ -27,7 +27,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "run", "split", "blas_held", "workspace", "Workspace"]
+__all__ = ["get_num_threads", "set_num_threads", "run", "split", "blas_held", "workspace", "Workspace",
+           "keep_cores_awake"]
 
 _num_threads = None          # None: the default, decided on first use
 _pool = None                 # ThreadPoolExecutor with _num_threads workers, made on first use
@@ -196,3 +197,54 @@ def workspace():
     if not hasattr(_local, "workspace"):
         _local.workspace = Workspace()
     return _local.workspace
+
+
+# ------------------------------------------------------------------ keeping the cores awake ------
+
+_SPIN = """
+import os, sys
+parent, cpu = int(sys.argv[1]), int(sys.argv[2])
+os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))   # runs only when nothing else wants this core
+os.sched_setaffinity(0, {cpu})
+while os.getppid() == parent:       # until the parent is gone (or the process is stopped)
+    for _ in range(200000):
+        pass
+"""
+_spinners = []               # the running busy processes (keep_cores_awake)
+_stopped_at_exit = False
+
+
+def keep_cores_awake(enabled=True):
+    """Opt in (or out, enabled=False) to keeping the cores minicnn's threads use from going idle, which is
+    what OpenMP's spin-waiting does for PyTorch's threads (``OMP_WAIT_POLICY``). Returns True when it
+    is on. One busy process per core, at Linux's lowest priority (SCHED_IDLE: it runs only while nothing
+    else wants the core, and yields it at once), ended by ``keep_cores_awake(False)``, at exit, or when
+    this process dies. The cores then stay at 100 % busy (power, heat) while it is on.
+
+    Why: minicnn's worker threads are Python threads; between parallel regions, and while one waits
+    for the GIL, a thread sleeps, and so its core goes idle. On a virtual machine an idle vCPU is halted
+    by the hypervisor, and waking it takes tens of µs, more right after a long idle (measured on the
+    2-core KVM machine of benchmarks/README.md: the two steps after a 0.2 s pause took 1.4–1.6× the
+    steady time; with the cores kept awake, none did). PyTorch's OpenMP threads spin instead of
+    sleeping between regions, so their cores never go idle mid-step. Linux only (elsewhere: False)."""
+    if not enabled:
+        while _spinners:
+            process = _spinners.pop()
+            process.kill()
+            process.wait()
+        return False
+    if _spinners:
+        return True
+    if not hasattr(os, "SCHED_IDLE") or not hasattr(os, "sched_getaffinity"):
+        return False
+    import atexit
+    import subprocess
+    import sys
+    global _stopped_at_exit
+    cpus = sorted(os.sched_getaffinity(0))[:get_num_threads()]
+    _spinners.extend(subprocess.Popen([sys.executable, "-c", _SPIN, str(os.getpid()), str(cpu)],
+                                      stdin=subprocess.DEVNULL) for cpu in cpus)
+    if not _stopped_at_exit:
+        atexit.register(keep_cores_awake, False)
+        _stopped_at_exit = True
+    return True

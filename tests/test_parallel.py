@@ -235,3 +235,64 @@ def test_blas_held_holds_one_blas_thread_and_nests(threads):
     threads(1)
     with parallel.blas_held():                            # one minicnn thread: BLAS keeps its threads
         assert blas_threads() == before
+
+
+# ------------------------------------------------------------------ keep_cores_awake -----------
+
+linux_only = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+
+
+def _ended_within(pids, seconds):
+    """True when none of the processes pids exists any more (or is a zombie) within ``seconds``."""
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    alive.append(f.read().split(") ")[-1][0] != "Z")
+            except FileNotFoundError:
+                alive.append(False)
+        if not any(alive):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@linux_only
+def test_keep_cores_awake_runs_one_idle_priority_process_per_thread_until_turned_off(threads):
+    import time
+    threads(2)
+    try:
+        assert parallel.keep_cores_awake() is True
+        assert parallel.keep_cores_awake() is True                # a second call starts nothing more
+        processes = list(parallel._spinners)
+        assert len(processes) == min(2, len(os.sched_getaffinity(0)))
+        deadline = time.monotonic() + 10                          # each sets its own policy when it starts
+        while time.monotonic() < deadline and not all(
+                os.sched_getscheduler(p.pid) == os.SCHED_IDLE for p in processes):
+            time.sleep(0.05)
+        assert all(os.sched_getscheduler(p.pid) == os.SCHED_IDLE for p in processes)
+        assert all(p.poll() is None for p in processes)
+    finally:
+        assert parallel.keep_cores_awake(False) is False
+    assert parallel._spinners == [] and all(p.poll() is not None for p in processes)
+
+
+@linux_only
+@pytest.mark.parametrize("how", ["exits", "is killed"])
+def test_the_busy_processes_end_with_the_process_that_started_them(how):
+    import signal
+    import subprocess
+    import sys
+    code = ("import sys, time, minicnn; from minicnn import parallel; parallel.keep_cores_awake(); "
+            "print(' '.join(str(p.pid) for p in parallel._spinners), flush=True); "
+            + ("time.sleep(60)" if how == "is killed" else "pass"))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pids = [int(pid) for pid in child.stdout.readline().split()]
+    assert pids
+    if how == "is killed":                  # no atexit: they notice their parent is gone
+        child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert _ended_within(pids, 10)
