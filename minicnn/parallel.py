@@ -17,6 +17,7 @@ alone. On the GPU nothing here is used: a CUDA stream already runs each kernel o
 order; ``split(n, …)`` makes the shares, one slice of range(n) per thread. A call made from inside a
 worker (a nested region) runs inline on that worker. ``workspace()`` gives each thread scratch buffers
 that live from call to call (a conv's column chunks), ``blas_held()`` one BLAS thread around small GEMMs.
+``keep_cores_awake()`` (opt-in) keeps the cores from idling between regions, as OpenMP's spin-wait does.
 """
 from __future__ import annotations
 
