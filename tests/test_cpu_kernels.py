@@ -140,11 +140,12 @@ def test_depthwise_kernels_compiled_equal_their_plain_python_loops(name):
     for compiled in (True, False):
         forward, backward = (getattr(depthwise_kernels, k) if compiled else getattr(depthwise_kernels, k).py_func
                              for k in kernels)
-        y, gx, gw = np.empty(y_shape), np.empty_like(x), np.zeros(w[:, 0].shape)
+        y, gx, gw, gb = np.empty(y_shape), np.empty_like(x), np.zeros(w[:, 0].shape), np.zeros(len(b))
         forward(x, w[:, 0], b, y, 0, 2, *geometry)
-        backward(x, w[:, 0], gy, gx, gw, 0, 2, *geometry)
-        outputs.append((y, gx, gw))
-    for compiled, python, what in zip(*outputs, ("y", "gx", "gW")):
+        backward(x, w[:, 0], gy, gx, gw, gb, 0, 2, *geometry)
+        outputs.append((y, gx, gw, gb))
+    np.testing.assert_allclose(outputs[0][3], gy.sum(axis=(0, 2, 3)), rtol=1e-13, atol=1e-13)
+    for compiled, python, what in zip(*outputs, ("y", "gx", "gW", "gb")):
         np.testing.assert_allclose(compiled, python, rtol=1e-13, atol=1e-13, err_msg=what)
 
 

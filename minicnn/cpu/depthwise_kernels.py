@@ -6,6 +6,7 @@ dilation DH DW; Hp = H + 2·PH, Wp = W + 2·PW. Each call does the images n0 ≤
     forward    y[n, c, oh, ow]  = b[c] + Σ_(kh,kw) w[c, kh, kw] · x_pad[n, c, oh·SH + kh·DH, ow·SW + kw·DW]
     backward   gx_pad[n, c, oh·SH + kh·DH, ow·SW + kw·DW] += w[c, kh, kw] · gy[n, c, oh, ow]   (every tap)
                gW[c, kh, kw]   += Σ_(oh,ow) gy[n, c, oh, ow] · x_pad[n, c, oh·SH + kh·DH, ow·SW + kw·DW]
+               gb[c]           += Σ_(oh,ow) gy[n, c, oh, ow]     (in the same loop: no pass of its own over gy)
 
 Why this is fast: one channel plane at a time, padded into a small scratch plane that stays in the L1
 cache, all KH·KW taps are summed there: each value of x is read from memory once and each value of y
@@ -80,9 +81,10 @@ def depthwise_forward(x, w, b, y, n0, n1, SH, SW, PH, PW, DH, DW):
 
 
 @jit
-def depthwise_backward(x, w, gy, gx, gw, n0, n1, SH, SW, PH, PW, DH, DW):
-    """gx[n0:n1] and gw (C, KH, KW) += the images' part of gW. Both come from the same loop (gx is
-    not used when x needs no gradient); the caller gives each thread its own gw."""
+def depthwise_backward(x, w, gy, gx, gw, gb, n0, n1, SH, SW, PH, PW, DH, DW):
+    """gx[n0:n1], gw (C, KH, KW) += the images' part of gW and gb (C,) += their part of gb. All come
+    from the same loop (gx is not used when x needs no gradient); the caller gives each thread its
+    own gw and gb."""
     N, C, H, W = x.shape
     OH, OW, KH, KW = gy.shape[2], gy.shape[3], w.shape[1], w.shape[2]
     Hp, Wp = H + 2 * PH, W + 2 * PW
@@ -94,6 +96,10 @@ def depthwise_backward(x, w, gy, gx, gw, n0, n1, SH, SW, PH, PW, DH, DW):
         for c in range(C):
             pad_into(x[n, c], plane, Wp, PH, PW)
             pad_into(gy[n, c], g_out, Wp, 0, 0)
+            total = zero
+            for i in range(OH * Wp):                # g_out's scratch positions are 0
+                total += g_out[i]
+            gb[c] += total
             g_plane[:] = 0
             for kh in range(KH):
                 for kw in range(KW):
@@ -141,7 +147,7 @@ def depthwise3x3_forward(x, w, b, y, n0, n1, PH, PW, DH, DW):
 
 
 @jit
-def depthwise3x3_backward(x, w, gy, gx, gw, n0, n1, PH, PW, DH, DW):
+def depthwise3x3_backward(x, w, gy, gx, gw, gb, n0, n1, PH, PW, DH, DW):
     """depthwise_backward for 3×3 and stride 1: gW's nine sums in one loop over the outputs, and gx as
     the correlation of gy with the taps reversed, gx_pad[j] = Σ_t w_t · gy_flat[j − shift_t], nine
     terms per input pixel (gy_flat laid out as the forward's output, with zeros before and after)."""
@@ -161,9 +167,10 @@ def depthwise3x3_backward(x, w, gy, gx, gw, n0, n1, PH, PW, DH, DW):
             x3, x4, x5 = plane[r:], plane[r + d:], plane[r + 2 * d:]
             x6, x7, x8 = plane[2 * r:], plane[2 * r + d:], plane[2 * r + 2 * d:]
             g = g_pad[S:]
-            t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = zero
+            t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = tb = zero
             for i in range(M):
                 gi = g[i]
+                tb += gi
                 t0 += gi * x0[i]
                 t1 += gi * x1[i]
                 t2 += gi * x2[i]
@@ -182,6 +189,7 @@ def depthwise3x3_backward(x, w, gy, gx, gw, n0, n1, PH, PW, DH, DW):
             gw[c, 2, 0] += t6
             gw[c, 2, 1] += t7
             gw[c, 2, 2] += t8
+            gb[c] += tb
             g0, g1, g2 = g_pad[S:], g_pad[S - d:], g_pad[S - 2 * d:]          # g_t[j] = gy_flat[j − shift_t]
             g3, g4, g5 = g_pad[S - r:], g_pad[S - r - d:], g_pad[S - r - 2 * d:]
             g6, g7, g8 = g_pad[S - 2 * r:], g_pad[S - 2 * r - d:], g_pad[0:]
