@@ -92,7 +92,9 @@ def _add_array(array, where, keys, arrays):
     if array.dtype.hasobject:
         raise TypeError(f"save: array of dtype {array.dtype} at {where}; object arrays need pickle, "
                         f"which minicnn checkpoints never use")
-    base = "/".join(str(k) for k in keys) or "obj"
+    # The entry name is a label (the header maps the structure to it): a NUL, which zip readers take
+    # for the end of the name, is written as the four characters \x00.
+    base = "/".join(str(k) for k in keys).replace("\x00", "\\x00") or "obj"
     name, n = f"{base}.npy", 1
     # np.load names an entry without its ".npy"; keep those names unique (keys may contain "/").
     while name in arrays or name == f"{HEADER_ENTRY}.npy":

@@ -149,6 +149,14 @@ def test_any_supported_tree_round_trips(tmp_path_factory, tree):
     assert_same(load(path), tree)
 
 
+def test_keys_with_a_nul_character_round_trips(tmp_path):
+    # Found by the test above: zip readers end an entry's name at a NUL, so the array of key "\x00"
+    # was written as "\x00.npy" and read back as ".npy". Also: a key spelling the escape itself.
+    tree = {"\x00": np.arange(3.0), "a\x00b": np.ones(2, np.float32), "\\x00": np.zeros(1), "": np.arange(2)}
+    save(tree, tmp_path / "t.npz")
+    assert_same(load(tmp_path / "t.npz"), tree)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Other files np.load understands
 
