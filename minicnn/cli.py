@@ -715,14 +715,17 @@ def cpu_threads(n):
 
 @contextlib.contextmanager
 def cores_awake(enabled):
-    """minicnn.parallel.keep_cores_awake for the block when enabled (turned off afterwards)."""
+    """minicnn.parallel.keep_cores_awake for the block when enabled (turned off afterwards); else
+    nothing changes (busy processes a caller started stay)."""
+    if not enabled:
+        yield
+        return
     from . import parallel
-    parallel.keep_cores_awake(enabled)
+    parallel.keep_cores_awake()
     try:
         yield
     finally:
-        if enabled:
-            parallel.keep_cores_awake(False)
+        parallel.keep_cores_awake(False)
 
 
 def main(argv=None):
